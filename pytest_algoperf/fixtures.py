@@ -1,0 +1,154 @@
+"""Fixtures that supply one trial: the submission, the workload, its data, model, hyperparameters and logger."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Tuple
+
+import pytest
+
+from pytest_algoperf import results, runner
+from pytest_algoperf.compilation import compile_like_upstream, should_compile
+from pytest_algoperf.pytorch_utils import pytorch_setup
+from pytest_algoperf.run_plan import TrialSpec
+from pytest_algoperf.session import SESSION_KEY, BenchmarkSession
+from pytest_algoperf.submission_loading import Submission, SubmissionError, load_submission
+from pytest_algoperf.system_info import system_meta_data
+from pytest_algoperf.tuning import hyperparameters_as_dict
+from workloads.base import BenchmarkWorkload, DataProblem
+from workloads.registry import get_workload
+
+
+@pytest.fixture(scope="session")
+def algoperf_session(request: pytest.FixtureRequest) -> BenchmarkSession:
+    return request.config.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def algoperf_device() -> Any:
+    return pytorch_setup()[2]
+
+
+@pytest.fixture(scope="session")
+def algoperf_submission(algoperf_session: BenchmarkSession) -> Submission:
+    """The loaded submission module; an import failure fails every item with the same message."""
+    return load_submission(algoperf_session.paths.module_file)
+
+
+@pytest.fixture
+def algoperf_workload(algoperf_trial: TrialSpec, algoperf_session: BenchmarkSession) -> BenchmarkWorkload:
+    """A fresh workload instance; missing data skips the item with the command that prepares it."""
+    workload = get_workload(algoperf_trial.workload, algoperf_session.settings.benchmark_version)
+    status = workload.data_status(str(algoperf_session.settings.data_dir))
+    if status.missing:
+        pytest.skip(status.reason)
+    if not status.ready:
+        raise DataProblem(status.reason)
+    return workload
+
+
+@pytest.fixture
+def algoperf_hyperparameters(algoperf_trial: TrialSpec) -> Any:
+    return algoperf_trial.hyperparameters
+
+
+@pytest.fixture
+def algoperf_rngs(algoperf_trial: TrialSpec, algoperf_session: BenchmarkSession) -> runner.TrialRngs:
+    return runner.trial_rngs(algoperf_trial.seed, algoperf_session.settings.ruleset)
+
+
+@pytest.fixture
+def algoperf_batch_sizes(
+    algoperf_trial: TrialSpec, algoperf_submission: Submission, algoperf_workload: BenchmarkWorkload
+) -> Tuple[int, int]:
+    """(global train batch size, global eval batch size), both divisible by the GPU count."""
+    entry = algoperf_trial.entry
+    train_size = algoperf_submission.batch_size(entry.name, entry.base)
+    eval_size = algoperf_submission.eval_batch_size(entry.name, algoperf_workload.eval_batch_size)
+    n_gpus = pytorch_setup()[3]
+    for label, size in (("get_batch_size", train_size), ("get_eval_batch_size", eval_size)):
+        if n_gpus > 1 and size % n_gpus:
+            raise SubmissionError(f"{label} returned {size}, which does not divide across {n_gpus} GPUs; return a multiple of {n_gpus}.")
+    return train_size, eval_size
+
+
+@pytest.fixture
+def algoperf_input_queue(
+    algoperf_workload: BenchmarkWorkload,
+    algoperf_rngs: runner.TrialRngs,
+    algoperf_batch_sizes: Tuple[int, int],
+    algoperf_session: BenchmarkSession,
+) -> Iterator[Any]:
+    return algoperf_workload._build_input_queue(
+        algoperf_rngs.data, "train", str(algoperf_session.settings.data_dir), algoperf_batch_sizes[0]
+    )
+
+
+@pytest.fixture
+def algoperf_model(
+    algoperf_trial: TrialSpec,
+    algoperf_workload: BenchmarkWorkload,
+    algoperf_rngs: runner.TrialRngs,
+    algoperf_submission: Submission,
+    algoperf_hyperparameters: Any,
+    algoperf_session: BenchmarkSession,
+    algoperf_device: Any,
+) -> Tuple[Any, Any]:
+    """(model, model_state), initialised from the trial's model rng and compiled where upstream compiles."""
+    if algoperf_submission.api_version == "v0.5":
+        algoperf_workload.fix_dropout_at_init(
+            getattr(algoperf_hyperparameters, "dropout_rate", None), getattr(algoperf_hyperparameters, "aux_dropout_rate", None)
+        )
+    model, model_state = algoperf_workload.init_model_fn(algoperf_rngs.model_init)
+    if should_compile(algoperf_session.settings.torch_compile, algoperf_device):
+        model = compile_like_upstream(algoperf_workload, model, algoperf_trial.entry.base)
+    return model, model_state
+
+
+@pytest.fixture
+def algoperf_trial_logger(
+    algoperf_trial: TrialSpec,
+    algoperf_session: BenchmarkSession,
+    algoperf_workload: BenchmarkWorkload,
+    algoperf_batch_sizes: Tuple[int, int],
+    algoperf_device: Any,
+) -> results.TrialLogger:
+    """A fresh trial dir with hparams.json, meta_data_0.json and flags_0.json already written."""
+    settings = algoperf_session.settings
+    directory = results.trial_dir(
+        settings.results_dir, algoperf_session.experiment, algoperf_trial.study, algoperf_trial.workload, algoperf_trial.trial
+    )
+    results.clear_trial_dir(directory)
+    logger = results.TrialLogger(directory)
+    logger.write_hparams(hyperparameters_as_dict(algoperf_trial.hyperparameters))
+    meta_data = {**results.workload_properties(algoperf_workload), **system_meta_data(), "rng_seed": algoperf_trial.seed}
+    logger.write_run_description(meta_data, trial_flags(algoperf_session, algoperf_trial, algoperf_batch_sizes, algoperf_device))
+    return logger
+
+
+def trial_flags(session: BenchmarkSession, trial: TrialSpec, batch_sizes: Tuple[int, int], device: Any) -> dict:
+    """Upstream's flag names where one exists, then this plugin's own settings."""
+    settings = session.settings
+    return {
+        "submission_path": str(session.paths.module_file),
+        "workload": trial.workload,
+        "framework": "pytorch",
+        "experiment_dir": str(settings.results_dir),
+        "experiment_name": session.experiment,
+        "tuning_ruleset": settings.ruleset,
+        "tuning_search_space": str(session.paths.search_space_file) if session.paths.search_space_file else None,
+        "num_tuning_trials": settings.trials,
+        "hparam_start_index": trial.trial - 1 if settings.ruleset == "external" else None,
+        "hparam_end_index": trial.trial if settings.ruleset == "external" else None,
+        "data_dir": str(settings.data_dir),
+        "rng_seed": trial.seed,
+        "max_global_steps": settings.max_steps,
+        "torch_compile": should_compile(settings.torch_compile, device),
+        "save_checkpoints": False,
+        "study": trial.study,
+        "base_seed": settings.seed,
+        "budget_scale": settings.budget_scale,
+        "benchmark_version": settings.benchmark_version,
+        "global_batch_size": batch_sizes[0],
+        "global_eval_batch_size": batch_sizes[1],
+        "submission_hash": session.submission_hash,
+    }

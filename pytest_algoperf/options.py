@@ -1,0 +1,149 @@
+"""The `--algoperf-*` command-line options, their ini twins, and their validation into one Settings object."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, List, Optional
+
+import pytest
+
+RULESETS = ("external", "self")
+BENCHMARK_VERSIONS = ("v0.6", "v0.5")
+COMPILE_MODES = ("auto", "yes", "no")
+DEFAULT_TRIALS = {"external": 5, "self": 1}
+DEFAULT_STUDIES = 3
+
+# (option name, ini name, help, default)
+_OPTIONS = (
+    ("submission", "a submission folder (submission.py + optional tuning_search_space.json) or a .py file; without it nothing is collected", None),
+    ("ruleset", "tuning ruleset: external (search space, 5 trials) or self (no hyperparameters, budget x1.5)", "external"),
+    ("trials", "tuning trials per study (default 5 for external, 1 for self)", None),
+    ("studies", "studies (independent repetitions, each with its own seeds) per workload", str(DEFAULT_STUDIES)),
+    ("data-dir", "where prepared data sets live (default: <rootdir>/data)", None),
+    ("results-dir", "where result logs are written (default: <rootdir>/results)", None),
+    ("experiment", "experiment name, the folder under the results dir (default: the submission's name)", None),
+    ("seed", "base seed; every (workload, study, trial) seed is derived from it by hashing", "0"),
+    ("max-steps", "development only: end each run after N steps (the run is never scored)", None),
+    ("budget-scale", "multiply runtime budgets, for hardware slower or faster than the reference; recorded in the results", "1.0"),
+    ("benchmark-version", "benchmark rules and numbers: v0.6 or v0.5", "v0.6"),
+    ("torch-compile", "torch.compile the models upstream compiles: auto (only on CUDA), yes or no", "auto"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("algoperf", "AlgoPerf training-algorithm benchmark")
+    for name, help_text, default in _OPTIONS:
+        ini_name = "algoperf_" + name.replace("-", "_")
+        group.addoption(f"--algoperf-{name}", dest=ini_name, default=None, help=f"{help_text} [ini: {ini_name}]")
+        parser.addini(ini_name, help=help_text, default=default)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    submission: Optional[Path]
+    ruleset: str
+    trials: int
+    studies: int
+    data_dir: Path
+    results_dir: Path
+    experiment: Optional[str]
+    seed: int
+    max_steps: Optional[int]
+    budget_scale: float
+    benchmark_version: str
+    torch_compile: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.submission is not None
+
+    @property
+    def is_development_run(self) -> bool:
+        return self.max_steps is not None
+
+    def as_flags(self) -> dict:
+        return {field.name: (str(value) if isinstance(value, Path) else value) for field, value in
+                ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
+
+
+def _raw(config: pytest.Config, name: str) -> Any:
+    ini_name = "algoperf_" + name.replace("-", "_")
+    value = config.getoption(ini_name)
+    return value if value is not None else config.getini(ini_name) or None
+
+
+def _int(config: pytest.Config, name: str, errors: List[str], minimum: int) -> Optional[int]:
+    value = _raw(config, name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        errors.append(f"--algoperf-{name}={value!r} is not a whole number; pass e.g. --algoperf-{name}={max(minimum, 1)}")
+        return None
+    if number < minimum:
+        errors.append(f"--algoperf-{name}={number} must be at least {minimum}")
+        return None
+    return number
+
+
+def _path(config: pytest.Config, name: str, default: Path) -> Path:
+    value = _raw(config, name)
+    return Path(value).expanduser() if value is not None else default
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """All options at once; every problem is reported together in one UsageError."""
+    errors: List[str] = []
+    rootdir = Path(config.rootpath)
+    submission_value = _raw(config, "submission")
+    submission = Path(submission_value).expanduser() if submission_value else None
+    if submission is not None and not submission.exists():
+        errors.append(f"--algoperf-submission={submission_value}: no such file or folder; give a folder with submission.py or a .py file")
+
+    ruleset = _raw(config, "ruleset") or "external"
+    if ruleset not in RULESETS:
+        errors.append(f"--algoperf-ruleset={ruleset!r} is unknown; use one of {', '.join(RULESETS)}")
+        ruleset = "external"
+
+    trials = _int(config, "trials", errors, minimum=1)
+    if ruleset == "self" and trials not in (None, 1):
+        errors.append(f"--algoperf-trials={trials} contradicts --algoperf-ruleset=self (self-tuning runs one trial per study); drop --algoperf-trials")
+    studies = _int(config, "studies", errors, minimum=1)
+    seed = _int(config, "seed", errors, minimum=0)
+    max_steps = _int(config, "max-steps", errors, minimum=1)
+
+    budget_scale_value = _raw(config, "budget-scale") or "1.0"
+    try:
+        budget_scale = float(budget_scale_value)
+        if not budget_scale > 0 or budget_scale == float("inf"):
+            raise ValueError
+    except ValueError:
+        errors.append(f"--algoperf-budget-scale={budget_scale_value!r} must be a positive number, e.g. 2.0 for hardware half as fast")
+        budget_scale = 1.0
+
+    version = _raw(config, "benchmark-version") or "v0.6"
+    if version not in BENCHMARK_VERSIONS:
+        errors.append(f"--algoperf-benchmark-version={version!r} is unknown; use one of {', '.join(BENCHMARK_VERSIONS)}")
+        version = "v0.6"
+    compile_mode = _raw(config, "torch-compile") or "auto"
+    if compile_mode not in COMPILE_MODES:
+        errors.append(f"--algoperf-torch-compile={compile_mode!r} is unknown; use one of {', '.join(COMPILE_MODES)}")
+
+    if errors:
+        raise pytest.UsageError("AlgoPerf options are invalid:\n  " + "\n  ".join(errors))
+    return Settings(
+        submission=submission,
+        ruleset=ruleset,
+        trials=trials if trials is not None else DEFAULT_TRIALS[ruleset],
+        studies=studies if studies is not None else DEFAULT_STUDIES,
+        data_dir=_path(config, "data-dir", rootdir / "data"),
+        results_dir=_path(config, "results-dir", rootdir / "results"),
+        experiment=_raw(config, "experiment"),
+        seed=seed if seed is not None else 0,
+        max_steps=max_steps,
+        budget_scale=budget_scale,
+        benchmark_version=version,
+        torch_compile=compile_mode,
+    )

@@ -1,0 +1,152 @@
+"""Per-trial result files in AlgoPerf's layout and formats (reference §3.5), written atomically.
+
+    <results_dir>/<experiment>/study_<s>/<workload>_pytorch/trial_<k>/
+        hparams.json  meta_data_0.json  flags_0.json  eval_measurements.csv  measurements.csv
+
+Every file is written to a temporary name and renamed into place, so an
+interrupted run leaves either the previous complete file or the new one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+FRAMEWORK = "pytorch"
+EVAL_MEASUREMENTS = "eval_measurements.csv"
+MEASUREMENTS = "measurements.csv"
+
+
+def experiment_dir(results_dir: Path, experiment: str) -> Path:
+    return Path(results_dir) / experiment
+
+
+def trial_dir(results_dir: Path, experiment: str, study: int, workload: str, trial: int) -> Path:
+    return experiment_dir(results_dir, experiment) / f"study_{study}" / f"{workload}_{FRAMEWORK}" / f"trial_{trial}"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_atomically(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "name"):
+        return value.name
+    return str(value)
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def rows_to_csv(rows: List[Dict[str, Any]]) -> str:
+    """Columns sorted alphabetically over the union of keys, as upstream's logger creates them."""
+    columns = sorted({key for row in rows for key in row})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+class TrialLogger:
+    """Upstream's MetricLogger for one trial: `append_scalar_metrics` as submissions call it.
+
+    Rows logged by the submission during training are kept in memory and
+    flushed with the next eval (off the clock), so logging costs the
+    submission no disk I/O inside its timed step.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.measurements: List[Dict[str, Any]] = []
+        self.eval_measurements: List[Dict[str, Any]] = []
+        self.non_finite_loss_step: Optional[int] = None
+
+    def append_scalar_metrics(
+        self, metrics: Dict[str, Any], global_step: int, preemption_count: Optional[int] = None, is_eval: bool = False
+    ) -> None:
+        row = {key: (value.item() if hasattr(value, "item") else value) for key, value in metrics.items()}
+        row["global_step"] = global_step
+        if preemption_count is not None:
+            row["preemption_count"] = preemption_count
+        loss = row.get("loss")
+        if self.non_finite_loss_step is None and isinstance(loss, float) and not math.isfinite(loss):
+            self.non_finite_loss_step = global_step
+        self.measurements.append(row)
+        if is_eval:
+            self.eval_measurements.append(row)
+            self.flush()
+
+    def flush(self) -> None:
+        if self.eval_measurements:
+            write_atomically(self.directory / EVAL_MEASUREMENTS, rows_to_csv(self.eval_measurements))
+        if self.measurements:
+            write_atomically(self.directory / MEASUREMENTS, rows_to_csv(self.measurements))
+
+    def write_hparams(self, hyperparameters: Optional[Dict[str, Any]]) -> None:
+        if hyperparameters is not None:
+            write_json(self.directory / "hparams.json", hyperparameters)
+
+    def write_run_description(self, meta_data: Dict[str, Any], flags: Dict[str, Any], preemption_count: int = 0) -> None:
+        write_json(self.directory / f"meta_data_{preemption_count}.json", meta_data)
+        write_json(self.directory / f"flags_{preemption_count}.json", flags)
+
+
+def read_hparams(directory: Path) -> Optional[Dict[str, Any]]:
+    path = Path(directory) / "hparams.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def workload_properties(workload: Any) -> Dict[str, Any]:
+    """Every public primitive-typed workload property, as `workload.<name>` (upstream's meta_data keys)."""
+    properties: Dict[str, Any] = {}
+    for name in dir(type(workload)):
+        if name.startswith("_") or not isinstance(getattr(type(workload), name, None), property):
+            continue
+        try:
+            value = getattr(workload, name)
+        except Exception:  # properties such as train_mean may raise by design
+            continue
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            properties[f"workload.{name}"] = value
+    return properties
+
+
+def clear_trial_dir(directory: Path, keep: Iterable[str] = ()) -> None:
+    """Removes a previous run's files from a trial dir (a rerun replaces the trial)."""
+    if not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        if path.is_file() and path.name not in set(keep):
+            path.unlink()

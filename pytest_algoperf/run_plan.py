@@ -1,0 +1,63 @@
+"""Which trials a session runs: one per (workload, study, trial), with ids, seeds and markers."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, List, Optional, Sequence
+
+import pytest
+
+from pytest_algoperf.seeds import trial_seed
+from workloads.registry import WORKLOADS, WorkloadEntry
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    workload: str
+    study: int  # 0-based, as upstream's study_<s> dirs
+    trial: int  # 1-based, as upstream's trial_<k> dirs
+    seed: int
+    hyperparameters: Optional[Any]  # namedtuple, or None under self-tuning
+
+    @property
+    def id(self) -> str:
+        return f"{self.workload}-study{self.study}-trial{self.trial}"
+
+    @property
+    def entry(self) -> WorkloadEntry:
+        return WORKLOADS[self.workload]
+
+
+def markers_for(entry: WorkloadEntry) -> List[str]:
+    """The workload's own marker, its base workload's, its dataset family's, and `dev` for development workloads."""
+    names = [entry.name, entry.base, entry.family] + (["dev"] if entry.development else [])
+    return list(dict.fromkeys(names))
+
+
+def marker_descriptions() -> List[str]:
+    lines = {"dev: development workloads (not part of the benchmark score)"}
+    for entry in WORKLOADS.values():
+        lines.add(f"{entry.name}: runs of the {entry.name} workload")
+        lines.add(f"{entry.base}: runs of {entry.base} and its variants")
+        lines.add(f"{entry.family}: runs on the {entry.family} data sets")
+    return sorted(lines)
+
+
+def plan_trials(
+    workloads: Sequence[str], studies: int, hyperparameter_points: Optional[Sequence[Any]], num_trials: int, base_seed: int
+) -> List[TrialSpec]:
+    """Trials in (workload, study, trial) order; external tuning uses point k-1 for trial k."""
+    plan = []
+    for workload in workloads:
+        for study in range(studies):
+            for trial in range(1, num_trials + 1):
+                point = hyperparameter_points[trial - 1] if hyperparameter_points is not None else None
+                plan.append(TrialSpec(workload, study, trial, trial_seed(base_seed, workload, study, trial), point))
+    return plan
+
+
+def as_params(plan: Sequence[TrialSpec]) -> List[Any]:
+    return [
+        pytest.param(spec, id=spec.id, marks=[getattr(pytest.mark, name) for name in markers_for(spec.entry)])
+        for spec in plan
+    ]

@@ -1,0 +1,287 @@
+"""The timed training loop of one trial: AlgoPerf's protocol (reference §3.3), written once.
+
+What is on the clock (`accumulated_submission_time`):
+  * every `data_selection` + `update_params` call and everything between two
+    steps that is not evaluation (host-to-device copies, lazy compilation,
+    logging the submission does inside its step);
+  * `prepare_for_eval`, whenever an eval is due.
+What is off the clock: building the input pipeline, model init, compile
+wrapping, `init_optimizer_state`, evaluation, and writing results.
+
+Rules, as upstream's v0.6 runner:
+  * the first step is always followed by an eval (the last eval time starts at 0);
+  * an eval is due when `eval_period_time_sec` of wall-clock time passed since
+    the *end* of the previous eval, or when training is complete;
+  * the budget is checked only when an eval is due, after `prepare_for_eval`;
+    a run over budget gets no further eval;
+  * targets are checked strictly (`>` or `<`); the run stops once both the
+    validation and the test target were reached (sticky flags);
+  * `update_params` may raise `TrainingCompleteError`; `max_global_steps` ends
+    the run with a final eval;
+  * clock reads synchronise CUDA first (and take the slowest rank under DDP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import types
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from pytest_algoperf import random_utils as prng
+from pytest_algoperf.spec import TrainingCompleteError
+from pytest_algoperf.submission_loading import Submission, SubmissionError
+
+Clock = Callable[[], float]
+
+# Self-tuning runs get a larger budget: x1.5 since v0.6, x3 in v0.5 (reference §1.7).
+SELF_TUNING_BUDGET_MULTIPLIER = {"v0.5": 3.0, "v0.6": 1.5}
+DIVERGENCE_METRICS = ("train/loss", "validation/loss")
+
+
+def max_allowed_runtime(workload_budget_sec: float, ruleset: str, benchmark_version: str, budget_scale: float) -> float:
+    """The trial's runtime budget: the workload's, times the ruleset multiplier, times the hardware scale."""
+    multiplier = SELF_TUNING_BUDGET_MULTIPLIER[benchmark_version] if ruleset == "self" else 1.0
+    return workload_budget_sec * multiplier * budget_scale
+
+
+def synchronized_clock(device: Any, use_ddp: bool = False) -> Clock:
+    """Upstream's get_time: wait for queued CUDA work, read the wall clock, agree across ranks."""
+    import torch
+
+    def now() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        current = time.time()
+        if use_ddp:
+            from pytest_algoperf.pytorch_utils import sync_ddp_time
+
+            current = sync_ddp_time(current, device)
+        return current
+
+    return now
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRngs:
+    data: Any
+    optimizer_init: Any
+    model_init: Any
+    loop: Any
+
+
+def trial_rngs(seed: int, ruleset: str) -> TrialRngs:
+    """seed -> PRNGKey -> (external only) one extra split -> data / optimizer-init / model-init / loop."""
+    rng = prng.PRNGKey(seed)
+    if ruleset == "external":
+        rng, _ = prng.split(rng, 2)
+    data_rng, optimizer_init_rng, model_init_rng, loop_rng = prng.split(rng, 4)
+    return TrialRngs(data_rng, optimizer_init_rng, model_init_rng, loop_rng)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSettings:
+    ruleset: str
+    data_dir: str
+    max_allowed_runtime_sec: float
+    global_eval_batch_size: int
+    max_global_steps: Optional[int] = None
+    imagenet_v2_data_dir: Optional[str] = None
+
+
+@dataclasses.dataclass
+class TrialOutcome:
+    global_step: int = 0
+    accumulated_submission_time: float = 0.0
+    accumulated_eval_time: float = 0.0
+    validation_goal_reached: bool = False
+    test_goal_reached: bool = False
+    training_complete: bool = False
+    is_time_remaining: bool = True
+    time_to_validation_target: Optional[float] = None  # score at the first eval beating the validation target
+    best_validation_metric: Optional[float] = None
+    eval_results: List[Tuple[int, Dict[str, Any]]] = dataclasses.field(default_factory=list)
+    failure: Optional[SubmissionError] = None
+    skipped_evals: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def stop_reason(self) -> str:
+        if self.failure is not None:
+            return "submission error"
+        if self.validation_goal_reached and self.test_goal_reached:
+            return "targets reached"
+        if not self.is_time_remaining:
+            return "budget exhausted"
+        if self.training_complete:
+            return "training complete"
+        return "stopped"
+
+
+def _better(workload: Any, candidate: float, incumbent: Optional[float]) -> bool:
+    if incumbent is None or math.isnan(incumbent):
+        return not math.isnan(candidate)
+    return candidate > incumbent if workload.higher_is_better else candidate < incumbent
+
+
+def _divergence(result: Dict[str, Any], logger: Any) -> Optional[str]:
+    for key in DIVERGENCE_METRICS:
+        value = result.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{key} is {value}"
+    if logger is not None and getattr(logger, "non_finite_loss_step", None) is not None:
+        return f"the loss logged at step {logger.non_finite_loss_step} is not finite"
+    return None
+
+
+def run_trial(
+    workload: Any,
+    submission: Submission,
+    hyperparameters: Any,
+    model: Any,
+    model_state: Any,
+    input_queue: Iterator[Dict[str, Any]],
+    rngs: TrialRngs,
+    settings: TrialSettings,
+    logger: Any = None,
+    clock: Clock = time.time,
+) -> TrialOutcome:
+    """Trains one trial until both targets, the budget, max steps or TrainingCompleteError end it.
+
+    Submission errors do not propagate: they end the run and are returned in
+    `outcome.failure`, after everything logged so far has been written.
+    """
+    outcome = TrialOutcome()
+    try:
+        _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome)
+    except SubmissionError as error:
+        outcome.failure = error
+    finally:
+        if logger is not None:
+            logger.append_scalar_metrics({"score": outcome.accumulated_submission_time}, outcome.global_step, 0)
+            logger.flush()
+    return outcome
+
+
+def _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome):
+    optimizer_state = submission.init_optimizer_state(workload, model, model_state, hyperparameters, rngs.optimizer_init)
+    train_state: Dict[str, Any] = {
+        "validation_goal_reached": False,
+        "test_goal_reached": False,
+        "is_time_remaining": True,
+        "last_eval_time": 0.0,
+        "training_complete": False,
+        "accumulated_submission_time": 0.0,
+        "accumulated_eval_time": 0.0,
+        "accumulated_logging_time": 0.0,
+        "last_step_end_time": None,
+    }
+    global_step = 0
+    eval_results: List[Tuple[int, Dict[str, Any]]] = outcome.eval_results
+    goals_reached = False
+    if logger is not None:
+        workload.attach_metrics_logger(logger)
+
+    global_start_time = clock()
+    train_state["last_step_end_time"] = global_start_time
+
+    while train_state["is_time_remaining"] and not goals_reached and not train_state["training_complete"]:
+        step_rng = prng.fold_in(rngs.loop, global_step)
+        data_select_rng, update_rng, prep_eval_rng, eval_rng = prng.split(step_rng, 4)
+
+        batch = submission.data_selection(
+            workload, input_queue, optimizer_state, model, model_state, hyperparameters, global_step, data_select_rng
+        )
+        try:
+            optimizer_state, model, model_state = submission.update_params(
+                workload, model, workload.model_params_types, model_state, hyperparameters, batch,
+                workload.loss_type, optimizer_state, eval_results, global_step, update_rng,
+                train_state=types.MappingProxyType(train_state),
+            )
+        except TrainingCompleteError:
+            train_state["training_complete"] = True
+        global_step += 1
+        if settings.max_global_steps is not None and global_step == settings.max_global_steps:
+            train_state["training_complete"] = True
+
+        train_step_end_time = clock()
+        train_state["accumulated_submission_time"] += train_step_end_time - train_state["last_step_end_time"]
+        outcome.global_step = global_step
+        outcome.accumulated_submission_time = train_state["accumulated_submission_time"]
+
+        eval_due = (
+            train_step_end_time - train_state["last_eval_time"] >= workload.eval_period_time_sec
+            or train_state["training_complete"]
+        )
+        if eval_due:
+            del batch
+            if submission.has_prepare_for_eval:
+                prepare_start_time = clock()
+                optimizer_state, model, model_state = submission.prepare_for_eval(
+                    workload, model, workload.model_params_types, model_state, hyperparameters,
+                    workload.loss_type, optimizer_state, eval_results, global_step, prep_eval_rng,
+                )
+                train_state["accumulated_submission_time"] += clock() - prepare_start_time
+                outcome.accumulated_submission_time = train_state["accumulated_submission_time"]
+
+            train_state["is_time_remaining"] = train_state["accumulated_submission_time"] < settings.max_allowed_runtime_sec
+            if train_state["is_time_remaining"]:
+                goals_reached = _evaluate(
+                    workload, model, model_state, eval_rng, settings, global_step, global_start_time,
+                    train_state, eval_results, logger, clock, outcome,
+                )
+        train_state["last_step_end_time"] = clock()
+
+    outcome.training_complete = train_state["training_complete"]
+    outcome.is_time_remaining = train_state["is_time_remaining"]
+
+
+def _evaluate(workload, model, model_state, eval_rng, settings, global_step, global_start_time,
+              train_state, eval_results, logger, clock, outcome) -> bool:
+    """One untimed eval; returns whether both targets have now been reached."""
+    eval_start_time = clock()
+    try:
+        result = workload.eval_model(
+            settings.global_eval_batch_size, model, model_state, eval_rng, settings.data_dir,
+            settings.imagenet_v2_data_dir, global_step,
+        )
+    except RuntimeError as error:
+        if "out of memory" not in str(error):
+            raise
+        # Upstream logs an eval that runs out of memory and carries on training.
+        outcome.skipped_evals.append(f"step {global_step}: {error}")
+        return False
+    train_state["validation_goal_reached"] |= workload.has_reached_validation_target(result)
+    train_state["test_goal_reached"] |= workload.has_reached_test_target(result) if f"test/{workload.target_metric_name}" in result else False
+    eval_end_time = clock()
+    train_state["last_eval_time"] = eval_end_time
+    train_state["accumulated_eval_time"] += eval_end_time - eval_start_time
+
+    result["score"] = train_state["accumulated_submission_time"]
+    result["total_duration"] = eval_end_time - global_start_time
+    result["accumulated_submission_time"] = train_state["accumulated_submission_time"]
+    result["accumulated_eval_time"] = train_state["accumulated_eval_time"]
+    result["accumulated_logging_time"] = train_state["accumulated_logging_time"]
+    eval_results.append((global_step, result))
+
+    outcome.accumulated_eval_time = train_state["accumulated_eval_time"]
+    outcome.validation_goal_reached = train_state["validation_goal_reached"]
+    outcome.test_goal_reached = train_state["test_goal_reached"]
+    validation_metric = result.get(f"validation/{workload.target_metric_name}")
+    if validation_metric is not None and _better(workload, validation_metric, outcome.best_validation_metric):
+        outcome.best_validation_metric = validation_metric
+    if outcome.validation_goal_reached and outcome.time_to_validation_target is None:
+        outcome.time_to_validation_target = result["score"]
+
+    if logger is not None:
+        logging_start_time = clock()
+        logger.append_scalar_metrics(result, global_step, 0, is_eval=True)
+        train_state["accumulated_logging_time"] += clock() - logging_start_time
+
+    problem = _divergence(result, logger)
+    if problem is not None:
+        raise SubmissionError(
+            f"training diverged at step {global_step}: {problem}; update_params produced non-finite values "
+            "(lower the learning rate, clip gradients, or check the update rule)."
+        )
+    return train_state["validation_goal_reached"] and train_state["test_goal_reached"]

@@ -1,0 +1,69 @@
+"""The state of one benchmark session, kept in `config.stash` (never module globals: xdist splits those)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from pytest_algoperf.options import Settings
+from pytest_algoperf.run_plan import TrialSpec, plan_trials
+from pytest_algoperf.seeds import search_order_seed
+from pytest_algoperf.submission_loading import SubmissionPaths
+from pytest_algoperf.tuning import SearchSpaceError, generate_search, load_search_space
+from workloads.registry import list_workloads
+
+RECORD_PROPERTY = "algoperf_trial"
+
+
+@dataclasses.dataclass
+class BenchmarkSession:
+    settings: Settings
+    paths: SubmissionPaths
+    submission_hash: str
+    experiment: str
+    plan: List[TrialSpec]
+    notes: List[str]
+    records: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def experiment_dir(self) -> Path:
+        return self.settings.results_dir / self.experiment
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "BenchmarkSession":
+        """Resolves the submission and its search space; configuration problems become UsageErrors."""
+        try:
+            paths = SubmissionPaths.resolve(settings.submission)
+        except FileNotFoundError as error:
+            raise pytest.UsageError(str(error)) from None
+        notes: List[str] = []
+        points: Optional[List[Any]] = None
+        num_trials = settings.trials
+        if settings.ruleset == "external":
+            if paths.search_space_file is None:
+                raise pytest.UsageError(
+                    f"external tuning needs a tuning_search_space.json next to {paths.module_file.name} "
+                    f"(in {paths.module_file.parent}); add one, or pass --algoperf-ruleset=self"
+                )
+            try:
+                search_space = load_search_space(paths.search_space_file)
+            except SearchSpaceError as error:
+                raise pytest.UsageError(str(error)) from None
+            points = generate_search(search_space, settings.trials, order_seed=search_order_seed(settings.seed))
+            if len(points) < settings.trials:
+                notes.append(f"{paths.search_space_file.name} lists {len(points)} points, so {len(points)} trials run per study (asked for {settings.trials})")
+                num_trials = len(points)
+        elif paths.search_space_file is not None:
+            notes.append(f"self-tuning: {paths.search_space_file.name} is ignored (hyperparameters=None)")
+        experiment = settings.experiment or paths.name + (f"-max-steps-{settings.max_steps}" if settings.is_development_run else "")
+        plan = plan_trials(list_workloads(), settings.studies, points, num_trials, settings.seed)
+        return cls(settings, paths, paths.content_hash(), experiment, plan, notes)
+
+    def add_record(self, record: Dict[str, Any]) -> None:
+        self.records[record["id"]] = record
+
+
+SESSION_KEY = pytest.StashKey[BenchmarkSession]()

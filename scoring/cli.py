@@ -1,0 +1,100 @@
+"""``python -m scoring``: score log directories from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .layout import LogLayoutError, find_submissions
+from .pipeline import score_log_dirs
+from .problems import Problems, ScoringError
+from .versions import VersionError, available_versions, latest_version
+
+_DESCRIPTION = """\
+Score AlgoPerf training-algorithm logs: the time each submission needs to reach each workload's
+validation target, performance profiles, and the benchmark score.
+
+The score of a submission is the area under its performance profile: for every tau in [1, 4], the
+fraction of the base workloads on which it reached the target within tau times the fastest
+submission's time. It lies in [0, 1] (1 = fastest everywhere) and is relative to the submissions
+scored together, so score a new submission together with reference logs (e.g. a baseline's).
+"""
+
+_EPILOG = """\
+LOGDIR layouts (AlgoPerf's, also written by the pytest plugin):
+  SUBMISSION/study_<s>/<workload>_<framework>/trial_<k>/eval_measurements.csv
+LOGDIR may be one submission's directory (holding study_*), a directory of submissions
+(e.g. .../external_tuning), or a tree holding external_tuning/ and self_tuning/.
+
+examples:
+  python -m scoring logs/algoperf_v06_logs --output results
+  python -m scoring logs/algoperf_v06_logs --self-tuning
+  python -m scoring results/my_run logs/v05/external_tuning --version v0.5 --speedup-base baseline
+
+exit status: 0 scored; 1 no logs found, or --strict found problems; 2 bad command line.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scoring", description=_DESCRIPTION,
+                                     epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("log_dirs", nargs="+", type=Path, metavar="LOGDIR",
+                        help="log directory to score; several are scored together")
+    parser.add_argument("--version", default=latest_version(), metavar="VERSION",
+                        help=f"benchmark version whose targets and rules apply: "
+                             f"{', '.join(available_versions())} (default: %(default)s), "
+                             f"or the path of a version JSON file")
+    parser.add_argument("--self-tuning", action="store_true",
+                        help="score the self-tuning ruleset (one trial per study; picks "
+                             "self_tuning/ in a tree holding both rulesets)")
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="also write CSV tables and the performance-profile plot (PNG, PDF) "
+                             "into DIR")
+    parser.add_argument("--no-plots", action="store_true",
+                        help="with --output, skip the plot (no matplotlib needed)")
+    parser.add_argument("--strict", action="store_true",
+                        help="treat problems in the logs as errors, and require the version's "
+                             "number of studies and trials for every scored workload")
+    parser.add_argument("--speedup-base", metavar="SUBMISSION",
+                        help="also report each submission's geometric-mean time relative to "
+                             "this submission over the base workloads (below 1 = faster)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    problems = Problems()
+    submissions: dict[str, list[Path]] = {}
+    try:
+        for log_dir in args.log_dirs:
+            for name, directories in find_submissions(log_dir, args.self_tuning, problems).items():
+                if name in submissions:
+                    parser.error(f"two submissions are named {name!r} ({submissions[name][0]} and "
+                                 f"{directories[0]}); score them separately or rename one")
+                submissions[name] = directories
+        if args.speedup_base is not None and args.speedup_base not in submissions:
+            parser.error(f"--speedup-base {args.speedup_base!r} is not among the submissions "
+                         f"found: {', '.join(submissions)}")
+        result = score_log_dirs(submissions, version=args.version, self_tuning=args.self_tuning,
+                                strict=args.strict, speedup_base=args.speedup_base)
+    except VersionError as error:
+        parser.error(str(error))
+    except (LogLayoutError, ScoringError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    result.warnings[:0] = [w for w in problems.messages if w not in result.warnings]
+    if args.strict and result.warnings:
+        print(f"error: {ScoringError(result.warnings)}", file=sys.stderr)
+        return 1
+    print(result.format_text())
+    if args.output is not None:
+        written = result.write(args.output, plots=not args.no_plots)
+        print(f"\nWrote {len(written)} files to {args.output}/")
+    print(f"\nScored {len(result.trials)} trials in {time.perf_counter() - started:.2f} s.")
+    return 0

@@ -1,0 +1,158 @@
+"""From log directories to a :class:`ScoringResult`: the order in which the rules are applied.
+
+1. find every trial's measurements file (layout.py), skipping workloads the version does not know;
+2. read the needed columns of all of them into one table (logs.py, fast_csv.py);
+3. check the logs' contents: missing target columns, all-NaN metrics, and in strict mode the
+   study and trial counts of the version's rules;
+4. time to target per trial, per study, per workload (time_to_target.py);
+5. performance profiles and scores (profiles.py), speedups if a base submission is named.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .fast_csv import ColumnSelection
+from .layout import TrialLog, experiment_dirs, find_submissions, find_trial_logs, is_submission_dir
+from .logs import tabulate_trials
+from .problems import Problems
+from .profiles import score_submissions
+from .report import ScoringResult
+from .speedups import geometric_mean_speedups
+from .time_to_target import TIME_COLUMN, study_times, trial_times, workload_times
+from .versions import BenchmarkVersion, load_version
+
+PathLike = str | os.PathLike[str]
+
+
+def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
+                   version: str | BenchmarkVersion = "v0.6", self_tuning: bool = False,
+                   strict: bool = False, speedup_base: str | None = None, fast: bool = True,
+                   workers: int = 1) -> ScoringResult:
+    """Score submissions together, from their log directories.
+
+    ``log_dirs`` maps a submission name to its directory (the one holding ``study_*``; sibling
+    directories with a timestamp suffix are merged in) or to a list of such directories. A
+    directory of several submissions (or a tree with ``external_tuning/``) is accepted too: its
+    submissions are named ``<name>/<submission>``, or just ``<name>`` if it holds one.
+
+    Problems in the logs become ``result.warnings``; with ``strict=True`` they, and deviations
+    from the version's study and trial counts, raise one :class:`ScoringError` listing them all.
+    """
+    version = version if isinstance(version, BenchmarkVersion) else load_version(version)
+    problems = Problems()
+    submissions = _resolve_submissions(log_dirs, self_tuning, problems)
+    trials = [trial for name, directories in submissions.items()
+              for trial in find_trial_logs(name, directories, problems)]
+    trials = _known_workloads(trials, version, problems)
+    selections = {name: ColumnSelection((TIME_COLUMN, "global_step", target.validation_column,
+                                         target.test_column))
+                  for name, target in version.workloads.items()}
+    evals, trial_table = tabulate_trials(trials, lambda trial: selections[trial.workload],
+                                         problems, fast=fast, workers=workers)
+    _check_contents(evals, trial_table, version, problems)
+    trial_table = trial_times(evals, trial_table, version)
+    per_study = study_times(trial_table)
+    times = workload_times(per_study)
+    if strict:
+        _check_counts(per_study, trial_table, list(submissions), version, self_tuning, problems)
+        problems.raise_if_any()
+
+    if any(workload in times.columns for workload in version.base_workloads):
+        credited, profiles, scores = score_submissions(times, version)
+    else:
+        credited, profiles = pd.DataFrame(dtype=float), pd.DataFrame(dtype=float)
+        scores = pd.Series(dtype=float, name="score")
+    speedups = None
+    if speedup_base is not None:
+        speedups = geometric_mean_speedups(times, speedup_base, version, self_tuning)
+    return ScoringResult(version=version, self_tuning=self_tuning, submissions=submissions,
+                         evals=evals, trials=trial_table, per_study=per_study,
+                         time_to_target=times, credited_times=credited,
+                         performance_profiles=profiles, scores=scores, speedups=speedups,
+                         warnings=list(problems.messages))
+
+
+def _resolve_submissions(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
+                         self_tuning: bool, problems: Problems) -> dict[str, list[Path]]:
+    submissions: dict[str, list[Path]] = {}
+
+    def add(name: str, directories: list[Path]) -> None:
+        if name in submissions:
+            raise ValueError(f"two submissions are named {name!r}; give them distinct names")
+        submissions[name] = directories
+
+    for name, where in log_dirs.items():
+        if isinstance(where, (str, os.PathLike)):
+            directory = Path(where)
+            if is_submission_dir(directory):
+                add(name, experiment_dirs(directory))
+                continue
+            found = find_submissions(directory, self_tuning, problems)
+            for inner, directories in found.items():
+                add(name if len(found) == 1 else f"{name}/{inner}", directories)
+        else:
+            add(name, [Path(p) for p in where])
+    return submissions
+
+
+def _known_workloads(trials: list[TrialLog], version: BenchmarkVersion,
+                     problems: Problems) -> list[TrialLog]:
+    for trial in trials:
+        if trial.workload not in version.workloads:
+            problems.add(os.path.dirname(os.path.dirname(trial.path)),
+                         f"unknown workload {trial.workload!r} (not in benchmark {version.name}); "
+                         f"ignored")
+    return [trial for trial in trials if trial.workload in version.workloads]
+
+
+def _check_contents(evals: pd.DataFrame, trials: pd.DataFrame, version: BenchmarkVersion,
+                    problems: Problems) -> None:
+    """Name the files whose contents make a trial unable to reach its target."""
+    has_value = np.zeros(len(trials), dtype=bool)
+    codes = evals["workload"].cat.codes.to_numpy()
+    trial_of_row = evals["path"].cat.codes.to_numpy()
+    for code, workload in enumerate(evals["workload"].cat.categories):
+        column = version.target(workload).validation_column
+        if column in evals:
+            rows = (codes == code) & ~np.isnan(evals[column].to_numpy())
+            has_value[trial_of_row[rows]] = True
+    for trial, valued in zip(trials.itertuples(index=False), has_value):
+        target = version.target(trial.workload)
+        if trial.n_evals == 0:
+            problems.add(trial.path, "no evals (only a header)")
+        elif target.validation_column not in trial.columns:
+            problems.add(trial.path, f"no {target.validation_column} column: the target metric "
+                                     f"of {trial.workload} is missing, the trial cannot reach it")
+        elif not valued:
+            problems.add(trial.path, f"{target.validation_column} is NaN in every eval")
+        if trial.n_evals and TIME_COLUMN not in trial.columns:
+            problems.add(trial.path, f"no {TIME_COLUMN!r} column: its time to target is unknown")
+
+
+def _check_counts(per_study: pd.DataFrame, trials: pd.DataFrame, submissions: list[str],
+                  version: BenchmarkVersion, self_tuning: bool, problems: Problems) -> None:
+    """The version's rules on what a complete submission logs (strict mode only)."""
+    for submission in submissions:
+        mine = per_study[per_study["submission"].astype(str) == submission]
+        logged = set(mine["workload"].astype(str))
+        for workload in version.scored_workloads:
+            if workload not in logged:
+                problems.add(None, f"{submission}: no logs for scored workload {workload}")
+                continue
+            studies = mine[mine["workload"].astype(str) == workload]
+            if len(studies) != version.num_studies:
+                problems.add(None, f"{submission}/{workload}: {len(studies)} studies, "
+                                   f"{version.name} requires {version.num_studies}")
+    if self_tuning:
+        return  # one trial per study, with no search space to count (as the published scorer)
+    counts = trials.groupby(["submission", "workload", "study"], observed=True).size()
+    for (submission, workload, study), count in counts.items():
+        if workload in version.scored_workloads and count != version.num_trials:
+            problems.add(None, f"{submission}/{study}/{workload}: {count} trials read, "
+                               f"{version.name} requires {version.num_trials}")

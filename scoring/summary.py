@@ -1,0 +1,96 @@
+"""The per-submission summary: one row per trial (spec §6.3, ``<submission>_summary.csv``).
+
+Per trial: the validation target and whether it was reached, the best validation value and when it
+came, the time to the validation target (the scored one) and to the test target, and, per workload,
+the step time: the median over every eval interval of all the workload's trials of
+(submission time elapsed) / (steps taken), the first interval counting from zero. That is the
+published summary's definition, which is robust to the untimed start-up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .time_to_target import TIME_COLUMN, column_values, first_rows_where, reached_target
+from .versions import BenchmarkVersion
+
+
+def trial_summary(evals: pd.DataFrame, trials: pd.DataFrame,
+                  version: BenchmarkVersion) -> pd.DataFrame:
+    """Summary rows of all trials, with a ``submission`` column; ``trials`` from ``trial_times``."""
+    n_trials = len(trials)
+    best_value, best_time = _best_validation(evals, version, n_trials)
+    test_rows, test_hit = first_rows_where(evals, reached_target(evals, version, "test"), n_trials)
+    test_time = np.full(n_trials, np.inf)
+    test_time[test_hit] = column_values(evals, TIME_COLUMN)[test_rows[test_hit]]
+    step_times = _median_step_times(evals)
+
+    submissions = trials["submission"].astype(str).to_numpy()
+    workloads = trials["workload"].astype(str).to_numpy()
+    targets = [version.target(w) for w in workloads]
+    return pd.DataFrame({
+        "submission": submissions,
+        "workload": workloads,
+        "study": trials["study"].astype(str).to_numpy(),
+        "experiment": trials["experiment"].astype(str).to_numpy(),
+        "trial": trials["trial"].astype(str).to_numpy(),
+        "evals": trials["n_evals"].to_numpy(),
+        "val target metric name": [t.validation_column for t in targets],
+        "val target metric value": [t.validation_target for t in targets],
+        "val target reached": trials["target_eval"].to_numpy() >= 0,
+        "best metric value on val": best_value,
+        "time to best eval on val (s)": best_time,
+        "time to target on val (s)": trials["time_to_target"].to_numpy(),
+        "test target metric value": [t.test_target for t in targets],
+        "test target reached": test_hit,
+        "time to target on test (s)": test_time,
+        "step_time (s)": [step_times.get(key, np.nan) for key in zip(submissions, workloads)],
+        "step_hint": [t.step_hint for t in targets],
+    }).reset_index(drop=True)
+
+
+def _best_validation(evals: pd.DataFrame, version: BenchmarkVersion,
+                     n_trials: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per trial: the best validation value of the target metric (NaN ignored) and its time."""
+    # Sign-adjust so that smaller is better everywhere, NaN sorting last.
+    adjusted = np.full(len(evals), np.inf)
+    original = np.full(len(evals), np.nan)
+    codes = evals["workload"].cat.codes.to_numpy()
+    for code, workload in enumerate(evals["workload"].cat.categories):
+        target = version.target(workload)
+        if target.validation_column not in evals:
+            continue
+        rows = codes == code
+        values = evals[target.validation_column].to_numpy()[rows]
+        original[rows] = values
+        adjusted[rows] = np.where(np.isnan(values), np.inf, values if target.minimize else -values)
+    trial_of_row = evals["path"].cat.codes.to_numpy()
+    # Best first within each trial; the earliest eval among equals.
+    order = np.lexsort((np.arange(len(evals)), adjusted, trial_of_row))
+    trials_in_order, first = np.unique(trial_of_row[order], return_index=True)
+    best_rows = order[first]
+    best_value = np.full(n_trials, np.nan)
+    best_time = np.full(n_trials, np.nan)
+    best_value[trials_in_order] = original[best_rows]
+    best_time[trials_in_order] = column_values(evals, TIME_COLUMN)[best_rows]
+    best_time[np.isnan(best_value)] = np.nan
+    return best_value, best_time
+
+
+def _median_step_times(evals: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """(submission, workload) -> median seconds per step over all eval intervals of its trials."""
+    time = column_values(evals, TIME_COLUMN)
+    step = column_values(evals, "global_step")
+    first_of_trial = evals["eval"].to_numpy() == 0
+    previous_time = np.where(first_of_trial, 0.0, np.roll(time, 1))
+    previous_step = np.where(first_of_trial, 0.0, np.roll(step, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (time - previous_time) / (step - previous_step)
+    frame = pd.DataFrame({"submission": evals["submission"].astype(str).to_numpy(),
+                          "workload": evals["workload"].astype(str).to_numpy(), "ratio": ratio})
+    medians = {}
+    for key, group in frame.groupby(["submission", "workload"], sort=False):
+        values = group["ratio"].to_numpy()
+        medians[key] = float(np.nanmedian(values)) if (~np.isnan(values)).any() else np.nan
+    return medians

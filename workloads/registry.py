@@ -1,0 +1,73 @@
+"""Every workload the benchmark knows, and how to build one by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib
+from typing import Dict, List, Tuple
+
+from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadEntry:
+    name: str
+    module: str  # importable module holding the class
+    class_name: str
+    base: str  # the base workload a variant belongs to (itself for a base workload)
+    family: str  # dataset family, e.g. 'imagenet' for imagenet_resnet and imagenet_vit
+    development: bool = False  # development workloads are never part of the benchmark score
+
+    @property
+    def is_variant(self) -> bool:
+        return self.base != self.name
+
+
+_ENTRIES: Tuple[WorkloadEntry, ...] = (
+    WorkloadEntry("mnist", "workloads.mnist.workload", "MnistWorkload", base="mnist", family="mnist", development=True),
+)
+
+WORKLOADS: Dict[str, WorkloadEntry] = {entry.name: entry for entry in _ENTRIES}
+
+# The scored base workloads of the benchmark (reference §0); used to map variants to their base.
+BASE_WORKLOADS = (
+    "criteo1tb", "fastmri", "imagenet_resnet", "imagenet_vit",
+    "librispeech_conformer", "librispeech_deepspeech", "ogbg", "wmt",
+)
+
+
+class UnknownWorkloadError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def list_workloads(pattern: str = "*") -> List[str]:
+    """Registered workload names matching a shell-style pattern, sorted."""
+    return sorted(name for name in WORKLOADS if fnmatch.fnmatch(name, pattern))
+
+
+def workload_entry(name: str) -> WorkloadEntry:
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise UnknownWorkloadError(
+            f"Unknown workload {name!r}. Known workloads: {', '.join(list_workloads())}."
+        ) from None
+
+
+def get_workload(name: str, benchmark_version: str = DEFAULT_BENCHMARK_VERSION) -> BenchmarkWorkload:
+    """A ready workload instance (variants included) for `name`."""
+    entry = workload_entry(name)
+    workload_class = getattr(importlib.import_module(entry.module), entry.class_name)
+    return workload_class(benchmark_version=benchmark_version)
+
+
+def get_base_workload_name(name: str) -> str:
+    """Upstream's rule: the first base name contained in `name` (so variants fall back to their base)."""
+    if name in WORKLOADS:
+        return WORKLOADS[name].base
+    for base in BASE_WORKLOADS:
+        if base in name:
+            return base
+    return name
