@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator, Tuple
 
 import pytest
@@ -24,8 +25,15 @@ def algoperf_session(request: pytest.FixtureRequest) -> BenchmarkSession:
 
 
 @pytest.fixture(scope="session")
-def algoperf_device() -> Any:
-    return pytorch_setup()[2]
+def algoperf_device(request: pytest.FixtureRequest) -> Any:
+    device = pytorch_setup()[2]
+    worker_count = getattr(request.config, "workerinput", {}).get("workercount")
+    if device.type == "cpu" and worker_count:
+        # xdist workers share the cores instead of each taking all of them.
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // worker_count))
+    return device
 
 
 @pytest.fixture(scope="session")

@@ -94,13 +94,27 @@ def _split_into_shares(n_files: int, workers: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+class _FileNotes:
+    """Problems per file number, so that they come out in file order however files were split."""
+
+    def __init__(self) -> None:
+        self.by_file: dict[int, list[str]] = {}
+        self.current = 0
+
+    def add(self, path: str, message: str) -> None:
+        self.by_file.setdefault(self.current, []).append(f"{path}: {message}")
+
+
 def _parse_share(paths: list[str], selections: list[ColumnSelection], fast: bool,
-                 offset: int) -> tuple[list[_Chunk], dict[int, tuple[str, ...]], Problems]:
+                 offset: int) -> tuple[list[_Chunk], dict[int, tuple[str, ...]], dict[int, list[str]]]:
     """Parse some of the files; file numbers in the result are offset to the global numbering."""
-    problems = Problems()
+    notes = _FileNotes()
     headers: dict[int, tuple[str, ...]] = {}
     chunks: list[_Chunk] = []
-    contents = [_read_bytes(path, problems) for path in paths]
+    contents = []
+    for i, path in enumerate(paths):
+        notes.current = i
+        contents.append(_read_bytes(path, notes))
     plain = []
     groups: dict[tuple[bytes, ColumnSelection], list[int]] = {}
     for i, data in enumerate(contents):
@@ -119,20 +133,23 @@ def _parse_share(paths: list[str], selections: list[ColumnSelection], fast: bool
         names = tuple(header.decode().split(","))
         for i in members:
             headers[i] = names
-            _check_last_row(contents[i], len(names), paths[i], problems)
+            notes.current = i
+            _check_last_row(contents[i], len(names), paths[i], notes)
         chunks.append(chunk)
     for i in sorted(plain):
-        parsed = _parse_one(contents[i], paths[i], selections[i], problems)
+        notes.current = i
+        parsed = _parse_one(contents[i], paths[i], selections[i], notes)
         if parsed is not None:
             headers[i], frame = parsed
             chunks.append(_Chunk(np.array([i]), np.array([len(frame)]),
                                  {name: frame[name].to_numpy(np.float64) for name in frame}))
     for chunk in chunks:
         chunk.files = chunk.files + offset
-    return chunks, {i + offset: names for i, names in headers.items()}, problems
+    return (chunks, {i + offset: names for i, names in headers.items()},
+            {i + offset: messages for i, messages in notes.by_file.items()})
 
 
-def _read_bytes(path: str, problems: Problems) -> bytes | None:
+def _read_bytes(path: str, problems: _FileNotes) -> bytes | None:
     try:
         with open(path, "rb") as file:
             return file.read()
@@ -178,15 +195,15 @@ def _parse_group(header: bytes, selection: ColumnSelection, contents: list[bytes
                                 low_memory=False)
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
             return None
-        if len(frame) != rows.sum() or not all(
-                pd.api.types.is_numeric_dtype(frame[name]) for name in frame):
+        if len(frame) != rows.sum() or (len(frame) and not all(
+                pd.api.types.is_numeric_dtype(frame[name]) for name in frame)):
             return None
         columns = {name: frame[name].to_numpy(np.float64) for name in frame}
     return _Chunk(np.asarray(members), rows, columns)
 
 
 def _parse_one(data: bytes, path: str, selection: ColumnSelection,
-               problems: Problems) -> tuple[tuple[str, ...], pd.DataFrame] | None:
+               problems: _FileNotes) -> tuple[tuple[str, ...], pd.DataFrame] | None:
     """The plain path: read_csv on one file. Returns its header and the selected numeric columns."""
     try:
         frame = pd.read_csv(io.BytesIO(data), low_memory=False)
@@ -200,13 +217,15 @@ def _parse_one(data: bytes, path: str, selection: ColumnSelection,
     _check_last_row(data, len(names), path, problems)
     selected = frame[selection.select(names)].copy()
     for name in selected:
-        if not pd.api.types.is_numeric_dtype(selected[name]):
+        if selected.empty:  # a header-only file: its columns have no type yet
+            selected[name] = selected[name].astype(np.float64)
+        elif not pd.api.types.is_numeric_dtype(selected[name]):
             problems.add(path, f"column {name!r} has non-numeric values; they count as NaN")
             selected[name] = pd.to_numeric(selected[name], errors="coerce")
     return names, selected
 
 
-def _check_last_row(data: bytes, n_fields: int, path: str, problems: Problems) -> None:
+def _check_last_row(data: bytes, n_fields: int, path: str, problems: _FileNotes) -> None:
     """A run killed while writing leaves a last row with fewer fields than the header."""
     last_line = data.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
     if b"\n" in data.rstrip(b"\r\n") and last_line.count(b",") + 1 < n_fields:
@@ -218,11 +237,15 @@ def _assemble(n_files: int, results: list) -> ParsedFiles:
     problems = Problems()
     headers: list[tuple[str, ...] | None] = [None] * n_files
     chunks: list[_Chunk] = []
-    for share_chunks, share_headers, share_problems in results:
+    notes: dict[int, list[str]] = {}
+    for share_chunks, share_headers, share_notes in results:
         chunks.extend(share_chunks)
         for i, names in share_headers.items():
             headers[i] = names
-        problems.extend(share_problems)
+        notes.update(share_notes)
+    for i in sorted(notes):
+        for message in notes[i]:
+            problems.add(None, message)
     rows_per_file = np.zeros(n_files, dtype=np.int64)
     for chunk in chunks:
         rows_per_file[chunk.files] = chunk.rows

@@ -1,6 +1,7 @@
 """Benchmark versions as data: which workloads count, their targets, budgets and study rules.
 
-Every version lives in ``scoring/versions/<name>.json``; adding a version means adding a file.
+Every version lives in ``scoring/versions/<name>.json``, beside this module; adding a version means
+adding a file (it ships as package data of ``scoring.versions``).
 A file names the scored base workloads, the held-out workloads (v0.5's "infinite" rule, spec §6.4),
 how many studies and trials a submission runs, the self-tuning budget factor, and one entry per
 workload the benchmark knows. A variant entry names its ``base`` and inherits from it whatever it
@@ -98,13 +99,10 @@ class BenchmarkVersion:
         return self.target(workload).base or workload
 
 
-_VERSION_DIR = "versions"
-
-
 def available_versions() -> list[str]:
     """Names of the versions shipped with the package, oldest first (e.g. ['v0.5', 'v0.6'])."""
-    names = [entry.name[:-len(".json")] for entry in resources.files(__package__).joinpath(
-        _VERSION_DIR).iterdir() if entry.name.endswith(".json")]
+    names = [entry.name[:-len(".json")] for entry in resources.files(__name__).iterdir()
+             if entry.name.endswith(".json")]
     return sorted(names, key=_version_sort_key)
 
 
@@ -120,7 +118,7 @@ def load_version(name_or_path: str | os.PathLike[str]) -> BenchmarkVersion:
     else:
         name = str(name_or_path)
         name = name if name.startswith("v") else f"v{name}"
-        file = resources.files(__package__).joinpath(_VERSION_DIR, f"{name}.json")
+        file = resources.files(__name__).joinpath(f"{name}.json")
         if not file.is_file():
             raise VersionError(f"unknown benchmark version {str(name_or_path)!r}; "
                                f"choose one of {', '.join(available_versions())} "

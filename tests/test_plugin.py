@@ -1,0 +1,311 @@
+"""Black-box runs of the plugin through pytester: options, collection, selection, errors, reporting."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NADAMW = ROOT / "submissions" / "nadamw"
+SELF_TUNING = ROOT / "submissions" / "nadamw_self_tuning"
+
+
+def _run(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
+    runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    return runner("-p", "no:cacheprovider", *args)
+
+
+def _benchmark_args(data_dir: Path, results_dir: Path, *extra: str, submission: Path = NADAMW) -> list:
+    return [f"--algoperf-submission={submission}", f"--algoperf-data-dir={data_dir}", f"--algoperf-results-dir={results_dir}", *extra]
+
+
+# --- collection and selection ------------------------------------------------------------
+
+
+def test_without_a_submission_the_plugin_collects_nothing(pytester):
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = _run(pytester)
+    result.assert_outcomes(passed=1)
+    assert "algoperf:" not in result.stdout.str()
+
+
+def test_one_item_per_workload_study_and_trial(pytester, tmp_path):
+    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, "--algoperf-studies=2", "--algoperf-trials=3"))
+    result.stdout.fnmatch_lines(["*::test_time_to_target[[]mnist-study0-trial1[]]", "*::test_time_to_target[[]mnist-study1-trial3[]]"])
+    assert "6 tests collected" in result.stdout.str()
+
+
+def test_defaults_are_five_trials_and_three_studies(pytester, tmp_path):
+    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path))
+    assert "15 tests collected" in result.stdout.str()
+
+
+def test_self_tuning_runs_one_trial_per_study(pytester, tmp_path):
+    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, "--algoperf-ruleset=self", submission=SELF_TUNING))
+    assert "3 tests collected" in result.stdout.str()
+    result.stdout.fnmatch_lines(["*[[]mnist-study2-trial1[]]"])
+
+
+def test_list_search_space_limits_the_trials(pytester, tmp_path):
+    submission = pytester.mkdir("two_points")
+    (submission / "submission.py").write_text((NADAMW / "submission.py").read_text())
+    points = json.loads((NADAMW / "tuning_search_space.json").read_text())[:2]
+    (submission / "tuning_search_space.json").write_text(json.dumps(points))
+    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, submission=submission))
+    assert "6 tests collected" in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "selection, expected",
+    [
+        (["-k", "study1"], 5),
+        (["-k", "mnist and trial2"], 3),
+        (["-m", "mnist"], 15),
+        (["-m", "dev"], 15),
+        (["-m", "not dev"], 0),
+    ],
+)
+def test_keyword_and_marker_selection(pytester, tmp_path, selection, expected):
+    result = _run(pytester, "--collect-only", "-q", *selection, *_benchmark_args(tmp_path, tmp_path))
+    if expected:
+        assert f"{expected}/15 tests collected" in result.stdout.str() or f"{expected} tests collected" in result.stdout.str()
+    else:
+        assert "no tests collected" in result.stdout.str() or "15 deselected" in result.stdout.str()
+
+
+def test_report_header_says_what_reproduces_the_run(pytester, tmp_path):
+    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, "--algoperf-seed=7"), "-v")
+    result.stdout.fnmatch_lines([
+        f"algoperf: submission {NADAMW / 'submission.py'} (sha256 *)",
+        "algoperf: ruleset external, benchmark v0.6, seed 7, *",
+        "algoperf: device cpu*, torch 2.*",
+    ])
+
+
+# --- usage errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--algoperf-trials=0"], "--algoperf-trials=0 must be at least 1"),
+        (["--algoperf-trials=many"], "is not a whole number"),
+        (["--algoperf-ruleset=fast"], "--algoperf-ruleset='fast' is unknown; use one of external, self"),
+        (["--algoperf-ruleset=self", "--algoperf-trials=3"], "contradicts --algoperf-ruleset=self"),
+        (["--algoperf-budget-scale=-1"], "must be a positive number"),
+        (["--algoperf-benchmark-version=v9"], "is unknown; use one of v0.6, v0.5"),
+    ],
+)
+def test_bad_options_are_usage_errors_that_say_how_to_fix_them(pytester, tmp_path, options, message):
+    result = _run(pytester, *_benchmark_args(tmp_path, tmp_path, *options))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+
+
+def test_missing_submission_is_a_usage_error(pytester, tmp_path):
+    result = _run(pytester, *_benchmark_args(tmp_path, tmp_path, submission=tmp_path / "nope"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "no such file or folder" in result.stderr.str()
+
+
+def test_external_tuning_without_search_space_is_a_usage_error(pytester, tmp_path):
+    lone = pytester.makepyfile(lone_submission=(NADAMW / "submission.py").read_text())
+    result = _run(pytester, *_benchmark_args(tmp_path, tmp_path, submission=lone))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "external tuning needs a tuning_search_space.json" in result.stderr.str()
+    assert "--algoperf-ruleset=self" in result.stderr.str()
+
+
+def test_ini_twins_configure_the_run(pytester, tmp_path):
+    pytester.makeini(f"[pytest]\nalgoperf_submission = {NADAMW}\nalgoperf_studies = 1\nalgoperf_trials = 2\n")
+    result = _run(pytester, "--collect-only", "-q")
+    assert "2 tests collected" in result.stdout.str()
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+def test_missing_data_skips_with_the_preparation_command(pytester, tmp_path):
+    result = _run(pytester, "-rs", *_benchmark_args(tmp_path / "empty", tmp_path, "--algoperf-studies=1", "--algoperf-trials=1"))
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*python -m workloads.mnist.prepare --data-dir*"])
+
+
+def test_partial_data_dir_is_named_not_skipped(pytester, tmp_path):
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"partial")
+    result = _run(pytester, *_benchmark_args(tmp_path / "data", tmp_path, "--algoperf-studies=1", "--algoperf-trials=1"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*DataProblem: *mnist is incomplete (manifest.json is missing*"])
+
+
+def test_development_run_writes_algoperf_results_and_the_summary(pytester, mnist_data_dir, tmp_path):
+    results = tmp_path / "results"
+    result = _run(pytester, *_benchmark_args(mnist_data_dir, results, "--algoperf-studies=2", "--algoperf-trials=1", "--algoperf-max-steps=3"))
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*AlgoPerf time to target*",
+        "mnist: validation/accuracy > 0.97 within 60 s",
+        "*study*time to target (s)*trial*steps*reached*status",
+        "*0*inf*-*0/1*unscored",
+        "*median*inf",
+    ])
+    trial = results / "nadamw-max-steps-3" / "study_1" / "mnist_pytorch" / "trial_1"
+    assert sorted(p.name for p in trial.iterdir()) == [
+        "eval_measurements.csv", "flags_0.json", "hparams.json", "measurements.csv", "meta_data_0.json",
+    ]
+    rows = list(csv.DictReader((trial / "eval_measurements.csv").open()))
+    assert [row["global_step"] for row in rows] == ["1", "3"]
+    assert {"accumulated_eval_time", "accumulated_logging_time", "accumulated_submission_time", "global_step",
+            "preemption_count", "score", "total_duration", "train/accuracy", "train/loss", "validation/accuracy",
+            "validation/loss", "validation/num_examples", "test/accuracy", "test/loss", "test/num_examples"} == set(rows[0])
+    assert json.loads((trial / "hparams.json").read_text())["learning_rate"] == 0.001308209823469072
+    flags = json.loads((trial / "flags_0.json").read_text())
+    assert flags["max_global_steps"] == 3 and flags["tuning_ruleset"] == "external" and flags["framework"] == "pytorch"
+    meta = json.loads((trial / "meta_data_0.json").read_text())
+    assert meta["workload.max_allowed_runtime_sec"] == 60 and meta["workload.validation_target_value"] == 0.97
+    summary = results / "nadamw-max-steps-3" / "time_to_target_summary.csv"
+    assert summary.read_text().splitlines()[0] == "workload,study,time_to_target_s,trial,steps,trials_reached,status"
+
+
+BROKEN_ON_SECOND_POINT = '''
+from submissions.nadamw import submission as base
+get_batch_size = base.get_batch_size
+init_optimizer_state = base.init_optimizer_state
+data_selection = base.data_selection
+
+def update_params(workload, params, types, model_state, hyperparameters, batch, loss_type, optimizer_state,
+                  eval_results, global_step, rng):
+    if hyperparameters.label_smoothing == 0.2 and global_step == 2:
+        raise ZeroDivisionError("boom")
+    return base.update_params(workload, params, types, model_state, hyperparameters, batch, loss_type,
+                              optimizer_state, eval_results, global_step, rng)
+'''
+
+
+def test_a_broken_trial_fails_alone_with_a_readable_message_and_keeps_its_logs(pytester, mnist_data_dir, tmp_path):
+    submission = pytester.mkdir("broken")
+    (submission / "submission.py").write_text(BROKEN_ON_SECOND_POINT)
+    (submission / "tuning_search_space.json").write_text((NADAMW / "tuning_search_space.json").read_text())
+    results = tmp_path / "results"
+    result = _run(pytester, *_benchmark_args(mnist_data_dir, results, "--algoperf-studies=1", "--algoperf-trials=3",
+                                             "--algoperf-max-steps=4", submission=submission))
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "*test_time_to_target[[]mnist-study0-trial2[]]*",
+        "submission error after 2 steps: update_params raised ZeroDivisionError: boom*; fix update_params in submission.py.",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    experiment = results / "broken-max-steps-4" / "study_0" / "mnist_pytorch"
+    assert (experiment / "trial_1" / "eval_measurements.csv").is_file()
+    assert (experiment / "trial_3" / "eval_measurements.csv").is_file()
+    broken_rows = list(csv.DictReader((experiment / "trial_2" / "eval_measurements.csv").open()))
+    assert [row["global_step"] for row in broken_rows] == ["1"]
+    result.stdout.fnmatch_lines(["*0/3*error"])
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("import not_a_real_module\n", "importing * failed: ModuleNotFoundError: No module named 'not_a_real_module'*"),
+        ("def get_batch_size(name):\n    return 16\n", "*does not define init_optimizer_state, update_params, data_selection*"),
+    ],
+)
+def test_an_unusable_submission_fails_every_item_with_one_line(pytester, mnist_data_dir, tmp_path, source, message):
+    submission = pytester.makepyfile(bad_submission=source)
+    result = _run(pytester, *_benchmark_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=2", submission=submission))
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([f"*SubmissionError: {message}"])
+
+
+WRONG_ARITY = '''
+from submissions.nadamw_self_tuning import submission as base
+get_batch_size = base.get_batch_size
+init_optimizer_state = base.init_optimizer_state
+data_selection = base.data_selection
+
+def update_params(*args, **kwargs):
+    optimizer_state, params, model_state = base.update_params(*args, **kwargs)
+    return optimizer_state, params
+'''
+
+
+def test_wrong_return_arity_is_named(pytester, mnist_data_dir, tmp_path):
+    submission = pytester.makepyfile(arity_submission=WRONG_ARITY)
+    result = _run(pytester, *_benchmark_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=1", submission=submission))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*update_params returned 2 values, expected (optimizer_state, params, model_state)*"])
+
+
+DIVERGING = '''
+import torch
+from submissions.nadamw_self_tuning import submission as base
+get_batch_size = base.get_batch_size
+data_selection = base.data_selection
+
+def init_optimizer_state(workload, params, model_state, hyperparameters, rng):
+    return {"optimizer": torch.optim.SGD(params.parameters(), lr=0.1)}
+
+def update_params(workload, params, types, model_state, hyperparameters, batch, loss_type, optimizer_state,
+                  eval_results, global_step, rng):
+    params.train()
+    optimizer_state["optimizer"].zero_grad()
+    logits, _ = workload.model_fn(params, batch, model_state, None, rng, True)
+    loss = workload.loss_fn(batch["targets"], logits)["summed"] * float("inf")  # a blown-up loss scale
+    loss.backward()
+    optimizer_state["optimizer"].step()
+    return optimizer_state, params, model_state
+'''
+
+
+def test_non_finite_loss_fails_the_item_as_divergence(pytester, mnist_data_dir, tmp_path):
+    submission = pytester.makepyfile(diverging_submission=DIVERGING)
+    result = _run(pytester, *_benchmark_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=1",
+                                             "--algoperf-max-steps=5", submission=submission))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*training diverged at step *: train/loss is nan*"])
+
+
+def _result_files(results: Path) -> dict:
+    files = {}
+    for path in sorted(results.rglob("*")):
+        if path.is_file() and path.parent.name.startswith("trial_"):
+            files[str(path.relative_to(results))] = path
+    return files
+
+
+def _comparable(path: Path):
+    if path.name == "eval_measurements.csv":
+        timing = {"accumulated_eval_time", "accumulated_logging_time", "accumulated_submission_time", "score", "total_duration"}
+        return [{k: v for k, v in row.items() if k not in timing} for row in csv.DictReader(path.open())]
+    if path.name in ("hparams.json", "flags_0.json"):
+        data = json.loads(path.read_text())
+        data.pop("experiment_dir", None)
+        return data
+    return None
+
+
+def test_xdist_gives_the_same_results_as_a_single_process(pytester, mnist_data_dir, tmp_path):
+    args = ["--algoperf-studies=2", "--algoperf-trials=2", "--algoperf-max-steps=3"]
+    serial = _run(pytester, "-n", "0", *_benchmark_args(mnist_data_dir, tmp_path / "serial", *args), subprocess=True)
+    parallel = _run(pytester, "-n", "2", *_benchmark_args(mnist_data_dir, tmp_path / "parallel", *args), subprocess=True)
+    serial.assert_outcomes(passed=4)
+    parallel.assert_outcomes(passed=4)
+    serial_files, parallel_files = _result_files(tmp_path / "serial"), _result_files(tmp_path / "parallel")
+    assert serial_files.keys() == parallel_files.keys() and len(serial_files) == 4 * 5
+    for name, path in serial_files.items():
+        expected, actual = _comparable(path), _comparable(parallel_files[name])
+        if isinstance(expected, list):
+            for expected_row, actual_row in zip(expected, actual):
+                assert expected_row.keys() == actual_row.keys()
+                for key in expected_row:
+                    assert math.isclose(float(expected_row[key]), float(actual_row[key]), rel_tol=1e-5), (name, key)
+        else:
+            assert expected == actual, name
+    # Session-level files come from the controller only, once.
+    assert (tmp_path / "parallel" / "nadamw-max-steps-3" / "time_to_target_summary.csv").is_file()
+    parallel.stdout.fnmatch_lines(["*AlgoPerf time to target*"])
