@@ -111,7 +111,7 @@ def _measurements_csv(spec: tuple, rng: np.random.Generator) -> str:
     header = ",".join(names)
     # numpy prints the shortest repr that round-trips, as Python and pandas do.
     formatted = [columns[name].astype(str).tolist() for name in names]
-    rows = [",".join(row) for row in zip(*formatted)]
+    rows = [",".join(row) for row in zip(*formatted, strict=True)]
     return header + "\n" + "\n".join(rows) + "\n"
 
 

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # scoring from this checkout, the tree generator
 
 import pandas as pd  # noqa: E402
 from scoring_log_tree import write_tree  # noqa: E402

@@ -9,7 +9,6 @@ import pytest
 
 from pytest_algoperf import results, runner
 from pytest_algoperf.compilation import compile_like_upstream, should_compile
-from pytest_algoperf.pytorch_utils import pytorch_setup
 from pytest_algoperf.run_plan import TrialSpec
 from pytest_algoperf.session import SESSION_KEY, BenchmarkSession
 from pytest_algoperf.submission_loading import Submission, SubmissionError, load_submission
@@ -26,6 +25,8 @@ def algoperf_session(request: pytest.FixtureRequest) -> BenchmarkSession:
 
 @pytest.fixture(scope="session")
 def algoperf_device(request: pytest.FixtureRequest) -> Any:
+    from pytest_algoperf.pytorch_utils import pytorch_setup
+
     device = pytorch_setup()[2]
     worker_count = getattr(request.config, "workerinput", {}).get("workercount")
     if device.type == "cpu" and worker_count:
@@ -72,6 +73,8 @@ def algoperf_batch_sizes(
     entry = algoperf_trial.entry
     train_size = algoperf_submission.batch_size(entry.name, entry.base)
     eval_size = algoperf_submission.eval_batch_size(entry.name, algoperf_workload.eval_batch_size)
+    from pytest_algoperf.pytorch_utils import pytorch_setup
+
     n_gpus = pytorch_setup()[3]
     for label, size in (("get_batch_size", train_size), ("get_eval_batch_size", eval_size)):
         if n_gpus > 1 and size % n_gpus:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .layout import LogLayoutError, find_submissions
 from .pipeline import score_log_dirs
 from .problems import Problems, ScoringError
-from .versions import VersionError, available_versions, latest_version
+from .versions import VersionError, available_versions, latest_version, load_version
 
 _DESCRIPTION = """\
 Score AlgoPerf training-algorithm logs: the time each submission needs to reach each workload's
@@ -69,7 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    problems = Problems()
+    try:
+        version = load_version(args.version)
+    except VersionError as error:
+        parser.error(str(error))
+    problems = Problems()  # found while looking for submissions
     submissions: dict[str, list[Path]] = {}
     try:
         for log_dir in args.log_dirs:
@@ -81,17 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.speedup_base is not None and args.speedup_base not in submissions:
             parser.error(f"--speedup-base {args.speedup_base!r} is not among the submissions "
                          f"found: {', '.join(submissions)}")
-        result = score_log_dirs(submissions, version=args.version, self_tuning=args.self_tuning,
+        if args.strict:
+            problems.raise_if_any()
+        result = score_log_dirs(submissions, version=version, self_tuning=args.self_tuning,
                                 strict=args.strict, speedup_base=args.speedup_base)
-    except VersionError as error:
-        parser.error(str(error))
-    except (LogLayoutError, ScoringError) as error:
+    except ScoringError as error:
+        every = list(dict.fromkeys(problems.messages + error.problems))
+        print(f"error: {ScoringError(every)}", file=sys.stderr)
+        return 1
+    except LogLayoutError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    result.warnings[:0] = [w for w in problems.messages if w not in result.warnings]
-    if args.strict and result.warnings:
-        print(f"error: {ScoringError(result.warnings)}", file=sys.stderr)
-        return 1
+    except ValueError as error:  # e.g. one directory given twice
+        parser.error(str(error))
+    result.warnings[:0] = problems.messages
     print(result.format_text())
     if args.output is not None:
         written = result.write(args.output, plots=not args.no_plots)

@@ -21,15 +21,16 @@ from __future__ import annotations
 import io
 import multiprocessing
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .problems import Problems
+
 
 @dataclass(frozen=True)
 class ColumnSelection:
@@ -91,30 +92,30 @@ def read_measurement_files(paths: Sequence[str | Path], selections: Sequence[Col
 def _split_into_shares(n_files: int, workers: int) -> list[tuple[int, int]]:
     workers = max(1, min(workers, n_files))
     bounds = np.linspace(0, n_files, workers + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 class _FileNotes:
     """Problems per file number, so that they come out in file order however files were split."""
 
-    def __init__(self) -> None:
+    def __init__(self, paths: list[str], offset: int) -> None:
+        self.number = {path: offset + i for i, path in enumerate(paths)}
         self.by_file: dict[int, list[str]] = {}
-        self.current = 0
 
     def add(self, path: str, message: str) -> None:
-        self.by_file.setdefault(self.current, []).append(f"{path}: {message}")
+        self.by_file.setdefault(self.number[path], []).append(f"{path}: {message}")
+
+
+_ShareResult = tuple[list[_Chunk], dict[int, tuple[str, ...]], dict[int, list[str]]]
 
 
 def _parse_share(paths: list[str], selections: list[ColumnSelection], fast: bool,
-                 offset: int) -> tuple[list[_Chunk], dict[int, tuple[str, ...]], dict[int, list[str]]]:
+                 offset: int) -> _ShareResult:
     """Parse some of the files; file numbers in the result are offset to the global numbering."""
-    notes = _FileNotes()
+    notes = _FileNotes(paths, offset)
     headers: dict[int, tuple[str, ...]] = {}
     chunks: list[_Chunk] = []
-    contents = []
-    for i, path in enumerate(paths):
-        notes.current = i
-        contents.append(_read_bytes(path, notes))
+    contents = [_read_bytes(path, notes) for path in paths]
     plain = []
     groups: dict[tuple[bytes, ColumnSelection], list[int]] = {}
     for i, data in enumerate(contents):
@@ -133,11 +134,9 @@ def _parse_share(paths: list[str], selections: list[ColumnSelection], fast: bool
         names = tuple(header.decode().split(","))
         for i in members:
             headers[i] = names
-            notes.current = i
             _check_last_row(contents[i], len(names), paths[i], notes)
         chunks.append(chunk)
     for i in sorted(plain):
-        notes.current = i
         parsed = _parse_one(contents[i], paths[i], selections[i], notes)
         if parsed is not None:
             headers[i], frame = parsed
@@ -145,8 +144,7 @@ def _parse_share(paths: list[str], selections: list[ColumnSelection], fast: bool
                                  {name: frame[name].to_numpy(np.float64) for name in frame}))
     for chunk in chunks:
         chunk.files = chunk.files + offset
-    return (chunks, {i + offset: names for i, names in headers.items()},
-            {i + offset: messages for i, messages in notes.by_file.items()})
+    return chunks, {i + offset: names for i, names in headers.items()}, notes.by_file
 
 
 def _read_bytes(path: str, problems: _FileNotes) -> bytes | None:
@@ -233,7 +231,7 @@ def _check_last_row(data: bytes, n_fields: int, path: str, problems: _FileNotes)
                            "(missing values count as NaN)")
 
 
-def _assemble(n_files: int, results: list) -> ParsedFiles:
+def _assemble(n_files: int, results: list[_ShareResult]) -> ParsedFiles:
     problems = Problems()
     headers: list[tuple[str, ...] | None] = [None] * n_files
     chunks: list[_Chunk] = []

@@ -61,12 +61,12 @@ def submission_name(directory: Path) -> str:
     return TIMESTAMP_SUFFIX.sub("", directory.name)
 
 
-def is_submission_dir(directory: Path) -> bool:
+def is_submission_dir(directory: str | os.PathLike[str]) -> bool:
     """A submission (experiment) directory is one that holds ``study_<s>`` directories."""
     return any(STUDY_DIR.fullmatch(name) for name in _subdirectories(directory))
 
 
-def experiment_dirs(submission_dir: Path) -> list[Path]:
+def experiment_dirs(submission_dir: str | os.PathLike[str]) -> list[Path]:
     """The directory itself and its timestamp-suffixed siblings, which belong to it too."""
     submission_dir = Path(submission_dir)
     if TIMESTAMP_SUFFIX.search(submission_dir.name) or not submission_dir.parent.is_dir():
@@ -77,7 +77,7 @@ def experiment_dirs(submission_dir: Path) -> list[Path]:
     return [submission_dir] + siblings
 
 
-def find_submissions(log_dir: Path, self_tuning: bool = False,
+def find_submissions(log_dir: str | os.PathLike[str], self_tuning: bool = False,
                      problems: Problems | None = None) -> dict[str, list[Path]]:
     """Map submission name -> its experiment directories, for any of the accepted LOGDIRs.
 
@@ -86,7 +86,7 @@ def find_submissions(log_dir: Path, self_tuning: bool = False,
     (``self_tuning`` picks which).
     """
     problems = problems if problems is not None else Problems()
-    log_dir = Path(log_dir)
+    log_dir = Path(log_dir).resolve()  # "." must still be named after the directory
     if not log_dir.is_dir():
         raise LogLayoutError(f"{log_dir}: not a directory")
     if is_submission_dir(log_dir):
@@ -128,7 +128,10 @@ def find_trial_logs(submission: str, directories: list[Path],
             if not STUDY_DIR.fullmatch(study):
                 problems.add(study_dir, "not a study_<s> directory, ignored")
                 continue
-            for workload_dir in _subdirectories(study_dir):
+            workload_dirs = _subdirectories(study_dir)
+            if not workload_dirs:
+                problems.add(study_dir, "no <workload>_<framework> directories")
+            for workload_dir in workload_dirs:
                 where = os.path.join(study_dir, workload_dir)
                 match = WORKLOAD_DIR.fullmatch(workload_dir)
                 if match is None:

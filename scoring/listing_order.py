@@ -2,10 +2,10 @@
 
 When several trials of a study reach the target at the same eval, the published scorer keeps the
 first one in the order its DataFrame was built: ``os.listdir``/``glob`` order of experiment and
-trial directories. On ext4 -- the filesystem of the machines that computed the published
-leaderboards -- that is the order of the directory hash: half-MD4 of the name with the default
-seed, ascending (Linux ``fs/ext4/hash.c``). For ``trial_1`` .. ``trial_5`` it gives
-``trial_5, trial_3, trial_4, trial_1, trial_2``.
+trial directories, unsorted. On ext4 that is the order of the directory hash:
+half-MD4 of the name, here with the default seed, ascending (Linux ``fs/ext4/hash.c``). For
+``trial_1`` .. ``trial_5`` it gives ``trial_5, trial_3, trial_4, trial_1, trial_2``, and it is the
+order that reproduces the published numbers.
 
 The tie matters: in the v0.6 logs the baseline's fastmri study 0 has trials 1, 3 and 4 reaching
 the target at the 23rd eval; trial 3 comes first and the study takes 2016 s, giving the published
@@ -15,7 +15,7 @@ published numbers on any filesystem, where ``os.listdir`` would not.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 _MASK = 0xFFFFFFFF
 # The MD4 initial state, which ext4 uses as the hash seed when the superblock's seed is zero.
@@ -31,7 +31,7 @@ _STEPS = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def listing_key(name: str) -> tuple[int, int]:
     """Sort key of a directory entry name in ext4 directory-hash order (major, minor hash)."""
     state = list(_DEFAULT_SEED)
@@ -64,4 +64,4 @@ def _half_md4(state: list[int], words: list[int]) -> list[int]:
             shift = shifts[step % 4]
             total = (a + function(b, c, d) + words[index] + constant) & _MASK
             a, b, c, d = d, ((total << shift) | (total >> (32 - shift))) & _MASK, b, c
-    return [(s + v) & _MASK for s, v in zip(state, (a, b, c, d))]
+    return [(s + v) & _MASK for s, v in zip(state, (a, b, c, d), strict=True)]

@@ -8,8 +8,8 @@ version does not know before reading their files, and read only the columns it n
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,9 +46,9 @@ def read_log_tree(log_dir: str | os.PathLike[str], columns: Iterable[str] | None
     return evals
 
 
-def tabulate_trials(trials: Sequence[TrialLog], selection_for: Callable[[TrialLog], ColumnSelection],
-                    problems: Problems, fast: bool = True,
-                    workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tabulate_trials(trials: Sequence[TrialLog],
+                    selection_for: Callable[[TrialLog], ColumnSelection], problems: Problems,
+                    fast: bool = True, workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parse the trials' files; return the per-eval table and a per-trial table.
 
     The per-trial table has one row per readable file (in the given order), with ``n_evals`` and
@@ -58,7 +58,7 @@ def tabulate_trials(trials: Sequence[TrialLog], selection_for: Callable[[TrialLo
                                     fast=fast, workers=workers)
     problems.extend(parsed.problems)
     readable = np.array([header is not None for header in parsed.headers], dtype=bool)
-    kept = [trial for trial, ok in zip(trials, readable) if ok]
+    kept = [trial for trial, ok in zip(trials, readable, strict=True) if ok]
     # Files that could not be read have no rows, so renumbering files leaves rows in place.
     new_number = np.cumsum(readable) - 1
     row_trial = new_number[parsed.file_index]

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,10 +81,16 @@ def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
 def _resolve_submissions(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
                          self_tuning: bool, problems: Problems) -> dict[str, list[Path]]:
     submissions: dict[str, list[Path]] = {}
+    owner: dict[Path, str] = {}
 
     def add(name: str, directories: list[Path]) -> None:
         if name in submissions:
             raise ValueError(f"two submissions are named {name!r}; give them distinct names")
+        for directory in directories:
+            key = directory.resolve()
+            if key in owner:
+                raise ValueError(f"{directory} is given for both {owner[key]!r} and {name!r}")
+            owner[key] = name
         submissions[name] = directories
 
     for name, where in log_dirs.items():
@@ -122,7 +128,7 @@ def _check_contents(evals: pd.DataFrame, trials: pd.DataFrame, version: Benchmar
         if column in evals:
             rows = (codes == code) & ~np.isnan(evals[column].to_numpy())
             has_value[trial_of_row[rows]] = True
-    for trial, valued in zip(trials.itertuples(index=False), has_value):
+    for trial, valued in zip(trials.itertuples(index=False), has_value, strict=True):
         target = version.target(trial.workload)
         if trial.n_evals == 0:
             problems.add(trial.path, "no evals (only a header)")

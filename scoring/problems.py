@@ -30,7 +30,7 @@ class Problems:
     def add(self, path: str | Path | None, message: str) -> None:
         self._append(f"{path}: {message}" if path is not None else message)
 
-    def extend(self, other: "Problems") -> None:
+    def extend(self, other: Problems) -> None:
         for message in other.messages:
             self._append(message)
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .versions import BenchmarkVersion
 
-# score_submissions.py computes profiles with min_tau=1.0, max_tau=4.0, num_points=100, linear scale.
+# The published score_submissions.py: min_tau=1.0, max_tau=4.0, num_points=100, linear scale.
 TAUS = np.linspace(1.0, 4.0, 100)
 # A submission more than this many times slower than the fastest gets no credit for a workload.
 MAX_SLOWDOWN = 4

@@ -106,8 +106,9 @@ class ScoringResult:
                 column = self.speedups.name
                 shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
             lines.append(_indent(shown.to_string(index=False)))
-            lines.append(f"  (times above {MAX_SLOWDOWN}x the fastest, and base workloads whose "
-                         f"held-out variant failed, earn nothing)")
+            lines.append(f"  (a time above {MAX_SLOWDOWN}x the fastest earns nothing"
+                         + (", nor does a base workload whose held-out variant failed)"
+                            if self.version.held_out_workloads else ")"))
         elif self.submissions:
             lines += ["", f"No benchmark score: none of the {self.version.name} base workloads "
                           f"({', '.join(self.version.base_workloads)}) has logs."]

@@ -1,10 +1,10 @@
 """The per-submission summary: one row per trial (spec §6.3, ``<submission>_summary.csv``).
 
-Per trial: the validation target and whether it was reached, the best validation value and when it
-came, the time to the validation target (the scored one) and to the test target, and, per workload,
-the step time: the median over every eval interval of all the workload's trials of
-(submission time elapsed) / (steps taken), the first interval counting from zero. That is the
-published summary's definition, which is robust to the untimed start-up.
+Per trial: the validation target and whether it was reached, the best validation value (NaN
+ignored) and when it came, the time to the validation target (the scored one) and to the test
+target, and the workload's step time. The step time follows the published summary: the median,
+over every eval interval of all of a submission's trials of the workload, of submission seconds
+elapsed per step taken, the first interval counting from zero.
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ def trial_summary(evals: pd.DataFrame, trials: pd.DataFrame,
     test_rows, test_hit = first_rows_where(evals, reached_target(evals, version, "test"), n_trials)
     test_time = np.full(n_trials, np.inf)
     test_time[test_hit] = column_values(evals, TIME_COLUMN)[test_rows[test_hit]]
-    step_times = _median_step_times(evals)
-
-    submissions = trials["submission"].astype(str).to_numpy()
     workloads = trials["workload"].astype(str).to_numpy()
     targets = [version.target(w) for w in workloads]
     return pd.DataFrame({
-        "submission": submissions,
+        "submission": trials["submission"].astype(str).to_numpy(),
         "workload": workloads,
         "study": trials["study"].astype(str).to_numpy(),
         "experiment": trials["experiment"].astype(str).to_numpy(),
@@ -45,9 +42,9 @@ def trial_summary(evals: pd.DataFrame, trials: pd.DataFrame,
         "test target metric value": [t.test_target for t in targets],
         "test target reached": test_hit,
         "time to target on test (s)": test_time,
-        "step_time (s)": [step_times.get(key, np.nan) for key in zip(submissions, workloads)],
+        "step_time (s)": _median_step_times(evals, trials),
         "step_hint": [t.step_hint for t in targets],
-    }).reset_index(drop=True)
+    })
 
 
 def _best_validation(evals: pd.DataFrame, version: BenchmarkVersion,
@@ -78,19 +75,19 @@ def _best_validation(evals: pd.DataFrame, version: BenchmarkVersion,
     return best_value, best_time
 
 
-def _median_step_times(evals: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """(submission, workload) -> median seconds per step over all eval intervals of its trials."""
+def _median_step_times(evals: pd.DataFrame, trials: pd.DataFrame) -> np.ndarray:
+    """Per trial: the median seconds per step of its (submission, workload), as defined above."""
     time = column_values(evals, TIME_COLUMN)
     step = column_values(evals, "global_step")
     first_of_trial = evals["eval"].to_numpy() == 0
-    previous_time = np.where(first_of_trial, 0.0, np.roll(time, 1))
-    previous_step = np.where(first_of_trial, 0.0, np.roll(step, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (time - previous_time) / (step - previous_step)
-    frame = pd.DataFrame({"submission": evals["submission"].astype(str).to_numpy(),
-                          "workload": evals["workload"].astype(str).to_numpy(), "ratio": ratio})
+        ratio = ((time - np.where(first_of_trial, 0.0, np.roll(time, 1)))
+                 / (step - np.where(first_of_trial, 0.0, np.roll(step, 1))))
+    groups = [evals["submission"].cat.codes.to_numpy(), evals["workload"].cat.codes.to_numpy()]
     medians = {}
-    for key, group in frame.groupby(["submission", "workload"], sort=False):
-        values = group["ratio"].to_numpy()
+    for key, rows in pd.Series(ratio).groupby(groups, sort=False):
+        values = rows.to_numpy()
         medians[key] = float(np.nanmedian(values)) if (~np.isnan(values)).any() else np.nan
-    return medians
+    keys = zip(trials["submission"].cat.codes.to_numpy(), trials["workload"].cat.codes.to_numpy(),
+               strict=True)
+    return np.array([medians.get(key, np.nan) for key in keys], dtype=float)

@@ -6,10 +6,10 @@ The rules (spec §6.2), each implemented once here:
   minimise) or ``>= target`` (to maximise). The comparison is non-strict, unlike the runner's stop
   check; NaN never reaches.
 * Time is the ``score`` column (accumulated submission time) at that eval.
-* Per study, the trial that reaches the target in the fewest *evals* is picked, ties going to the
-  trial the published scorer listed first (listing_order.py) -- not the trial with the least time. This quirk of the published
-  scorer decides v0.5's lawa_ema score (0.3384 rather than 0.3434). A study no trial finishes
-  takes infinity.
+* Per study, the trial that reaches the target in the fewest *evals* is picked -- not the trial
+  with the least time -- ties going to the trial the published scorer listed first
+  (listing_order.py). This quirk of the published scorer decides v0.5's lawa_ema score (0.3384
+  rather than 0.3434). A study no trial finishes takes infinity.
 * Per workload, the median over studies with ``np.median``: infinity takes part, an even count
   averages the middle two. No budget check happens here; the runner stops evaluating at the budget.
 """
@@ -91,7 +91,8 @@ def study_times(trials: pd.DataFrame) -> pd.DataFrame:
     columns = STUDY_KEYS + ["experiment", "trial", "target_eval", "target_step", "time_to_target"]
     finished = trials.loc[trials["target_eval"] >= 0, columns]
     listed = [listing_key(experiment) + listing_key(trial) for experiment, trial in
-              zip(finished["experiment"].astype(str), finished["trial"].astype(str))]
+              zip(finished["experiment"].astype(str), finished["trial"].astype(str),
+                  strict=True)]
     finished = finished.assign(listed=pd.Series(listed, index=finished.index, dtype=object))
     picked = (finished.sort_values("listed", kind="stable")
               .sort_values("target_eval", kind="stable")

@@ -15,10 +15,11 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # The fields a workload entry may inherit from its base workload (spec §5: "All variants inherit
 # data, budgets, eval period, step_hint ... from their base workload. Metric directions as base.")
@@ -26,6 +27,8 @@ _INHERITED_FIELDS = ("metric", "goal", "validation_target", "test_target",
                      "max_allowed_runtime_sec", "step_hint")
 
 _GOALS = ("minimize", "maximize")
+# Every key an entry may have: a misspelt one would silently inherit its base's value.
+_WORKLOAD_KEYS = set(_INHERITED_FIELDS) | {"base", "development", "note"}
 
 
 class VersionError(ValueError):
@@ -172,6 +175,10 @@ def _parse_workload(name: str, entries: Mapping[str, Any], source: str,
     if name not in entries:
         raise VersionError(f"{source}: workload {seen[-1]!r} names unknown base {name!r}")
     entry = dict(entries[name])
+    unknown = sorted(set(entry) - _WORKLOAD_KEYS)
+    if unknown:
+        raise VersionError(f"{source}: workload {name!r} has unknown keys {unknown}; "
+                           f"allowed: {sorted(_WORKLOAD_KEYS)}")
     base = entry.get("base")
     if base is not None:
         inherited = _parse_workload(base, entries, source, seen + (name,))

@@ -18,7 +18,8 @@ def damaged_tree(log_tree):
     truncated = log_tree.times_trial("sub", 0, "ogbg", 3, reach_at=1)
     truncated.write_text(truncated.read_text()[:-12])
     log_tree.trial("sub", 0, "ogbg", 4, metric=[NAN, NAN])
-    log_tree.trial("sub", 0, "ogbg", 5, metric=[0.3], drop_columns=["validation/mean_average_precision"])
+    log_tree.trial("sub", 0, "ogbg", 5, metric=[0.3],
+                   drop_columns=["validation/mean_average_precision"])
     unknown = root / "sub/study_0/resnet_jax/trial_1"
     unknown.mkdir(parents=True)
     (unknown / "eval_measurements.csv").write_text("score,validation/accuracy\n1.0,0.9\n")

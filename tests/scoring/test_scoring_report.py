@@ -72,8 +72,7 @@ def test_summary_has_one_row_per_trial(plugin_run_and_baseline):
     assert ogbg["step_time (s)"].tolist() == [2.0, 2.0]
 
 
-def test_write_produces_the_tables_and_skips_the_plot_without_a_score(plugin_run_and_baseline,
-                                                                     tmp_path):
+def test_write_produces_the_tables_and_the_plot(plugin_run_and_baseline, tmp_path):
     result = score_log_dirs({"mine": plugin_run_and_baseline / "my_run"}, version="v0.6")
     written = {path.name for path in result.write(tmp_path / "out")}
     assert written == {"time_to_targets.csv", "time_to_targets_per_study.csv",
@@ -81,6 +80,12 @@ def test_write_produces_the_tables_and_skips_the_plot_without_a_score(plugin_run
                        "performance_profiles.png", "performance_profiles.pdf"}
     per_study = pd.read_csv(tmp_path / "out" / "time_to_targets_per_study.csv")
     assert per_study["workload"].tolist() == ["mnist", "ogbg"]
-    only_dev = score_log_dirs({"mine": plugin_run_and_baseline / "my_run"}, version="v0.6")
-    only_dev.scores = only_dev.scores.iloc[:0]
-    assert "leaderboard.csv" not in {p.name for p in only_dev.write(tmp_path / "dev")}
+
+
+def test_without_base_workloads_there_is_no_score_and_no_plot(log_tree, tmp_path):
+    log_tree.times_trial("dev", 0, "mnist", 1, reach_at=0)
+    result = score_log_dirs({"dev": log_tree.root / "dev"}, version="v0.6")
+    assert result.scores.empty and result.leaderboard().empty
+    written = {path.name for path in result.write(tmp_path / "out")}
+    assert written == {"time_to_targets.csv", "time_to_targets_per_study.csv",
+                       "dev_summary.csv"}

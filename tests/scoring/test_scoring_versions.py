@@ -80,6 +80,7 @@ def test_a_new_version_is_a_json_file(tmp_path):
     ({"held_out_workloads": ["mnist"]}, "marked as a development workload"),
     ({"workloads": {"a": {"base": "b"}}}, "names unknown base 'b'"),
     ({"workloads": {"a": {"metric": "loss"}}}, "lacks goal"),
+    ({"workloads": {"a": {"base": "mnist", "validaton_target": 0.5}}}, "unknown keys"),
 ])
 def test_malformed_versions_are_explained(tmp_path, change, message):
     raw = json.loads(json.dumps({
