@@ -8,18 +8,17 @@ from typing import Any, List, Optional
 
 import pytest
 
+from scoring.versions import available_versions, load_version
+
 RULESETS = ("external", "self")
-BENCHMARK_VERSIONS = ("v0.6", "v0.5")
 COMPILE_MODES = ("auto", "yes", "no")
-DEFAULT_TRIALS = {"external": 5, "self": 1}
-DEFAULT_STUDIES = 3
 
 # (option name, ini name, help, default)
 _OPTIONS = (
     ("submission", "a submission folder (submission.py + optional tuning_search_space.json) or a .py file; without it nothing is collected", None),
     ("ruleset", "tuning ruleset: external (search space, 5 trials) or self (no hyperparameters, budget x1.5)", "external"),
-    ("trials", "tuning trials per study (default 5 for external, 1 for self)", None),
-    ("studies", "studies (independent repetitions, each with its own seeds) per workload", str(DEFAULT_STUDIES)),
+    ("trials", "tuning trials per study (default: the benchmark version's, 5; self-tuning runs 1)", None),
+    ("studies", "studies (independent repetitions, each with its own seeds) per workload (default: the version's, 3 in v0.6)", None),
     ("data-dir", "where prepared data sets live (default: <rootdir>/data)", None),
     ("results-dir", "where result logs are written (default: <rootdir>/results)", None),
     ("experiment", "experiment name, the folder under the results dir (default: the submission's name)", None),
@@ -29,6 +28,9 @@ _OPTIONS = (
     ("benchmark-version", "benchmark rules and numbers: v0.6 or v0.5", "v0.6"),
     ("torch-compile", "torch.compile the models upstream compiles: auto (only on CUDA), yes or no", "auto"),
 )
+COMPARE_HELP = (
+    "reference result logs (an AlgoPerf submission dir, or a dir of several) to score this run against at the end; repeatable"
+)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -37,6 +39,9 @@ def add_options(parser: pytest.Parser) -> None:
         ini_name = "algoperf_" + name.replace("-", "_")
         group.addoption(f"--algoperf-{name}", dest=ini_name, default=None, help=f"{help_text} [ini: {ini_name}]")
         parser.addini(ini_name, help=help_text, default=default)
+    group.addoption("--algoperf-compare", dest="algoperf_compare", action="append", default=None, metavar="DIR",
+                    help=f"{COMPARE_HELP} [ini: algoperf_compare]")
+    parser.addini("algoperf_compare", help=COMPARE_HELP, type="linelist", default=[])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Settings:
     budget_scale: float
     benchmark_version: str
     torch_compile: str
+    compare: tuple = ()
 
     @property
     def enabled(self) -> bool:
@@ -90,7 +96,8 @@ def _int(config: pytest.Config, name: str, errors: List[str], minimum: int) -> O
 
 def _path(config: pytest.Config, name: str, default: Path) -> Path:
     value = _raw(config, name)
-    return Path(value).expanduser() if value is not None else default
+    # Absolute, so xdist workers and the controller agree whatever their working dir.
+    return (Path(value).expanduser() if value is not None else default).resolve()
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -124,20 +131,29 @@ def read_settings(config: pytest.Config) -> Settings:
         budget_scale = 1.0
 
     version = _raw(config, "benchmark-version") or "v0.6"
-    if version not in BENCHMARK_VERSIONS:
-        errors.append(f"--algoperf-benchmark-version={version!r} is unknown; use one of {', '.join(BENCHMARK_VERSIONS)}")
+    if version not in available_versions():
+        errors.append(f"--algoperf-benchmark-version={version!r} is unknown; use one of {', '.join(available_versions())}")
         version = "v0.6"
+    rules = load_version(version)
     compile_mode = _raw(config, "torch-compile") or "auto"
     if compile_mode not in COMPILE_MODES:
         errors.append(f"--algoperf-torch-compile={compile_mode!r} is unknown; use one of {', '.join(COMPILE_MODES)}")
+
+    compare_values = config.getoption("algoperf_compare") or config.getini("algoperf_compare") or []
+    compare = tuple(Path(value).expanduser().resolve() for value in compare_values)
+    for value, path in zip(compare_values, compare):
+        if not path.is_dir():
+            errors.append(f"--algoperf-compare={value}: no such directory; give the folder holding the reference's study_* dirs")
+    if compare and max_steps is not None:
+        errors.append("--algoperf-compare contradicts --algoperf-max-steps (a max-steps run is never scored); drop one of them")
 
     if errors:
         raise pytest.UsageError("AlgoPerf options are invalid:\n  " + "\n  ".join(errors))
     return Settings(
         submission=submission,
         ruleset=ruleset,
-        trials=trials if trials is not None else DEFAULT_TRIALS[ruleset],
-        studies=studies if studies is not None else DEFAULT_STUDIES,
+        trials=trials if trials is not None else (rules.num_trials if ruleset == "external" else 1),
+        studies=studies if studies is not None else rules.num_studies,
         data_dir=_path(config, "data-dir", rootdir / "data"),
         results_dir=_path(config, "results-dir", rootdir / "results"),
         experiment=_raw(config, "experiment"),
@@ -146,4 +162,5 @@ def read_settings(config: pytest.Config) -> Settings:
         budget_scale=budget_scale,
         benchmark_version=version,
         torch_compile=compile_mode,
+        compare=compare,
     )

@@ -13,6 +13,14 @@ class SessionReporter:
 
     def __init__(self, session: BenchmarkSession) -> None:
         self.session = session
+        self._scored = None
+
+    def _scoring(self):
+        """(table rows, ScoringResult), computed once from the logs on disk."""
+        if self._scored is None:
+            result = summary.score_session(self.session)
+            self._scored = (summary.summary_rows(self.session, result), result)
+        return self._scored
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -22,10 +30,17 @@ class SessionReporter:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.session.records:
             return
+        rows, result = self._scoring()
         terminalreporter.section("AlgoPerf time to target")
-        for line in summary.render(self.session).splitlines():
+        for line in summary.render_rows(rows, self.session).splitlines():
             terminalreporter.write_line(line)
+        if self.session.settings.compare:
+            terminalreporter.section("AlgoPerf benchmark score")
+            for line in result.format_text().splitlines():
+                terminalreporter.write_line(line)
 
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
         if self.session.records:
-            summary.write(self.session)
+            rows, result = self._scoring()
+            summary.write(self.session, rows, result)

@@ -30,6 +30,7 @@ def trial_record(trial: TrialSpec, workload: Any, outcome: TrialOutcome, budget_
         "time_to_target": outcome.time_to_validation_target,
         "best_validation_metric": outcome.best_validation_metric,
         "target_metric": workload.target_metric_name,
+        "higher_is_better": workload.higher_is_better,
         "validation_target": workload.validation_target_value,
         "budget_sec": budget_sec,
         "stop_reason": outcome.stop_reason,

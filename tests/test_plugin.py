@@ -39,9 +39,11 @@ def test_one_item_per_workload_study_and_trial(pytester, tmp_path):
     assert "6 tests collected" in result.stdout.str()
 
 
-def test_defaults_are_five_trials_and_three_studies(pytester, tmp_path):
+def test_defaults_are_the_benchmark_versions_trials_and_studies(pytester, tmp_path):
     result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path))
-    assert "15 tests collected" in result.stdout.str()
+    assert "15 tests collected" in result.stdout.str()  # v0.6: 3 studies x 5 trials
+    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, "--algoperf-benchmark-version=v0.5"))
+    assert "25 tests collected" in result.stdout.str()  # v0.5: 5 studies x 5 trials
 
 
 def test_self_tuning_runs_one_trial_per_study(pytester, tmp_path):
@@ -97,13 +99,21 @@ def test_report_header_says_what_reproduces_the_run(pytester, tmp_path):
         (["--algoperf-ruleset=fast"], "--algoperf-ruleset='fast' is unknown; use one of external, self"),
         (["--algoperf-ruleset=self", "--algoperf-trials=3"], "contradicts --algoperf-ruleset=self"),
         (["--algoperf-budget-scale=-1"], "must be a positive number"),
-        (["--algoperf-benchmark-version=v9"], "is unknown; use one of v0.6, v0.5"),
+        (["--algoperf-benchmark-version=v9"], "is unknown; use one of v0.5, v0.6"),
     ],
 )
 def test_bad_options_are_usage_errors_that_say_how_to_fix_them(pytester, tmp_path, options, message):
     result = _run(pytester, *_benchmark_args(tmp_path, tmp_path, *options))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
+
+
+def test_compare_needs_a_scored_run_and_an_existing_dir(pytester, tmp_path):
+    result = _run(pytester, *_benchmark_args(tmp_path, tmp_path, f"--algoperf-compare={tmp_path}", "--algoperf-max-steps=3",
+                                             f"--algoperf-compare={tmp_path / 'absent'}"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--algoperf-compare contradicts --algoperf-max-steps" in result.stderr.str()
+    assert "absent: no such directory" in result.stderr.str()
 
 
 def test_missing_submission_is_a_usage_error(pytester, tmp_path):

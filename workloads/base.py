@@ -1,4 +1,10 @@
-"""What every benchmark workload shares: targets and budgets as data, the target check, data checks."""
+"""What every benchmark workload shares: targets and budgets as data, the target check, data checks.
+
+Targets, runtime budgets and step hints are read from the benchmark version
+files in `scoring/versions/` (the same data the scorer uses), so one version
+name selects them everywhere; a workload class adds only what does not vary by
+version, such as its eval period.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,9 @@ from pathlib import Path
 from typing import ClassVar, Dict, Optional
 
 from pytest_algoperf import spec
+from scoring.versions import VersionError, load_version
 
 DEFAULT_BENCHMARK_VERSION = "v0.6"
-MAXIMIZED_METRICS = ("accuracy", "mean_average_precision", "ssim", "bleu")
-MINIMIZED_METRICS = ("loss", "wer", "ctc_loss", "error_rate", "l1_loss", "ppl")
-
-
-@dataclasses.dataclass(frozen=True)
-class TargetsAndBudget:
-    """The per-version numbers of a workload (reference §4.1, §5)."""
-
-    target_metric_name: str
-    validation_target_value: float
-    test_target_value: float
-    max_allowed_runtime_sec: float
-    eval_period_time_sec: float
-    step_hint: int
-
-    @property
-    def higher_is_better(self) -> bool:
-        if self.target_metric_name in MAXIMIZED_METRICS:
-            return True
-        if self.target_metric_name in MINIMIZED_METRICS:
-            return False
-        raise ValueError(f"No known direction for metric {self.target_metric_name!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,49 +32,49 @@ class DataProblem(Exception):
 
 
 class BenchmarkWorkload(spec.Workload):
-    """A `spec.Workload` whose targets and budgets come from `VERSIONS`, selectable by benchmark version."""
+    """A `spec.Workload` whose targets and budgets come from the selected benchmark version."""
 
     name: ClassVar[str]
-    VERSIONS: ClassVar[Dict[str, TargetsAndBudget]]
+    EVAL_PERIOD_TIME_SEC: ClassVar[float]
 
     def __init__(self, benchmark_version: str = DEFAULT_BENCHMARK_VERSION) -> None:
         super().__init__()
-        if benchmark_version not in self.VERSIONS:
-            known = ", ".join(sorted(self.VERSIONS))
-            raise ValueError(f"Workload {self.name!r} has no numbers for benchmark version {benchmark_version!r}; known: {known}.")
+        try:
+            self._target = load_version(benchmark_version).target(self.name)
+        except (VersionError, KeyError) as error:
+            raise ValueError(f"Workload {self.name!r} has no numbers for benchmark version {benchmark_version!r}: {error}") from None
         self.benchmark_version = benchmark_version
-        self._numbers = self.VERSIONS[benchmark_version]
         # Set by v0.5-API runs, where dropout is fixed when the model is built.
         self._init_dropout_rate: Optional[float] = None
         self._init_aux_dropout_rate: Optional[float] = None
 
     @property
     def target_metric_name(self) -> str:
-        return self._numbers.target_metric_name
+        return self._target.metric
 
     @property
     def validation_target_value(self) -> float:
-        return self._numbers.validation_target_value
+        return self._target.validation_target
 
     @property
     def test_target_value(self) -> float:
-        return self._numbers.test_target_value
+        return self._target.test_target
 
     @property
     def max_allowed_runtime_sec(self) -> float:
-        return self._numbers.max_allowed_runtime_sec
+        return self._target.max_allowed_runtime_sec
 
     @property
     def eval_period_time_sec(self) -> float:
-        return self._numbers.eval_period_time_sec
+        return self.EVAL_PERIOD_TIME_SEC
 
     @property
     def step_hint(self) -> int:
-        return self._numbers.step_hint
+        return self._target.step_hint
 
     @property
     def higher_is_better(self) -> bool:
-        return self._numbers.higher_is_better
+        return not self._target.minimize
 
     def _beats(self, value: float, target: float) -> bool:
         # Strict, as upstream's runner; the scorer's check is non-strict (reference §9.2).

@@ -13,24 +13,14 @@ from pytest_algoperf import random_utils as prng
 from pytest_algoperf import spec
 from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
 from pytest_algoperf.pytorch_utils import pytorch_setup
-from workloads.base import BenchmarkWorkload, DataStatus, TargetsAndBudget
+from workloads.base import BenchmarkWorkload, DataStatus
 from workloads.data_manifest import check_manifest
 from workloads.mnist import input_pipeline
 from workloads.mnist.model import MnistMLP
 
-MNIST_NUMBERS = TargetsAndBudget(
-    target_metric_name="accuracy",
-    validation_target_value=0.97,
-    test_target_value=0.97,
-    max_allowed_runtime_sec=60,
-    eval_period_time_sec=10,
-    step_hint=7813,  # 10 epochs at batch size 64, as upstream states
-)
-
-
 class MnistWorkload(BenchmarkWorkload):
     name = "mnist"
-    VERSIONS = {"v0.5": MNIST_NUMBERS, "v0.6": MNIST_NUMBERS}
+    EVAL_PERIOD_TIME_SEC = 10  # targets, budget (60 s) and step hint (7813): scoring/versions/*.json
 
     # --- constants -------------------------------------------------------
     @property
