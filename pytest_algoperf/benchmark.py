@@ -51,7 +51,8 @@ def test_time_to_target(
         logger=algoperf_trial_logger,
         clock=runner.synchronized_clock(algoperf_device),
     )
-    record = trial_record(algoperf_trial, algoperf_workload, outcome, budget, settings.is_development_run)
+    development_run = settings.is_development_run or algoperf_workload.on_subset_data
+    record = trial_record(algoperf_trial, algoperf_workload, outcome, budget, development_run)
     request.node.user_properties.append((RECORD_PROPERTY, record))
     message = failure_message(record, outcome, algoperf_workload.higher_is_better)
     if message is not None:

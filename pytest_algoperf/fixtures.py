@@ -52,6 +52,7 @@ def algoperf_workload(algoperf_trial: TrialSpec, algoperf_session: BenchmarkSess
         pytest.skip(status.reason)
     if not status.ready:
         raise DataProblem(status.reason)
+    workload.use_prepared_data(str(algoperf_session.settings.data_dir))
     return workload
 
 

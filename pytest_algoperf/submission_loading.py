@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from pytest_algoperf.compat import install_upstream_aliases
+from pytest_algoperf.spec import TrainingCompleteError
 
 REQUIRED_FUNCTIONS = ("get_batch_size", "init_optimizer_state", "update_params", "data_selection")
 SEARCH_SPACE_FILE = "tuning_search_space.json"
@@ -95,11 +96,12 @@ class Submission:
     def _call(self, function_name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except SubmissionError:
+        except (SubmissionError, TrainingCompleteError):
             raise
         except Exception as error:
             if type(error).__name__ == "TrainingCompleteError":
-                raise
+                # Raised through a real installed `algoperf.spec`: the same signal.
+                raise TrainingCompleteError(str(error)) from error
             raise SubmissionError(f"{function_name} raised {_short_traceback(error)}; fix {function_name} in {self.paths.module_file.name}.") from error
 
     @staticmethod

@@ -12,7 +12,8 @@ def trial_status(outcome: TrialOutcome, development_run: bool) -> str:
     if outcome.failure is not None:
         return "error"
     if development_run:
-        return "unscored"  # --algoperf-max-steps runs check that a submission works, not its speed
+        # --algoperf-max-steps runs and runs on subset data check that a submission works, not its speed.
+        return "unscored"
     return "reached" if outcome.validation_goal_reached else "not reached"
 
 

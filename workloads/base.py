@@ -47,6 +47,8 @@ class BenchmarkWorkload(spec.Workload):
         # Set by v0.5-API runs, where dropout is fixed when the model is built.
         self._init_dropout_rate: Optional[float] = None
         self._init_aux_dropout_rate: Optional[float] = None
+        # Split sizes of a subset data dir (see data_manifest); None means the reference sizes.
+        self._subset_sizes: Optional[Dict[str, int]] = None
 
     @property
     def target_metric_name(self) -> str:
@@ -92,6 +94,22 @@ class BenchmarkWorkload(spec.Workload):
         self._init_aux_dropout_rate = aux_dropout_rate
 
     # --- data --------------------------------------------------------------
+    def use_prepared_data(self, data_dir: str) -> None:
+        """Adopts the split sizes of a subset data dir, so evals cover exactly the examples there."""
+        from workloads.data_manifest import subset_counts
+
+        self._subset_sizes = subset_counts(self.dataset_dir(data_dir))
+
+    @property
+    def on_subset_data(self) -> bool:
+        return self._subset_sizes is not None
+
+    def split_size(self, split: str, reference_size: int) -> int:
+        """The number of examples of a split: the reference's, or the subset's when running on one."""
+        if self._subset_sizes is None:
+            return reference_size
+        return self._subset_sizes.get(split, reference_size)
+
     def data_status(self, data_dir: str) -> DataStatus:
         """Override: is the prepared data under `data_dir` present and complete?"""
         raise NotImplementedError

@@ -26,6 +26,9 @@ class WorkloadEntry:
 
 _ENTRIES: Tuple[WorkloadEntry, ...] = (
     WorkloadEntry("mnist", "workloads.mnist.workload", "MnistWorkload", base="mnist", family="mnist", development=True),
+    # -- ogbg entries --
+    # -- wmt entries --
+    # -- criteo1tb entries --
 )
 
 WORKLOADS: Dict[str, WorkloadEntry] = {entry.name: entry for entry in _ENTRIES}
