@@ -28,7 +28,7 @@ def test_nadamw_baseline_reaches_the_mnist_target(pytester, mnist_data_dir, tmp_
         "--algoperf-studies=1",
         # Headroom for a slower or busy machine: the budget scale is the documented knob for other hardware.
         "--algoperf-budget-scale=3",
-        "-k", "trial3",
+        "-k", "mnist and trial3",
         "-p", "no:cacheprovider",
     )
     result.assert_outcomes(passed=1)

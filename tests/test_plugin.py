@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,15 @@ NADAMW = ROOT / "submissions" / "nadamw"
 SELF_TUNING = ROOT / "submissions" / "nadamw_self_tuning"
 
 
+def _collected(result: pytest.RunResult) -> int:
+    """How many items were selected, from pytest's 'N tests collected' or 'N/M tests collected' line."""
+    match = re.search(r"(\d+)(?:/\d+)? tests? collected", result.stdout.str())
+    if match:
+        return int(match.group(1))
+    assert "no tests collected" in result.stdout.str() or "deselected" in result.stdout.str(), result.stdout.str()
+    return 0
+
+
 def _run(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
     runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
     return runner("-p", "no:cacheprovider", *args)
@@ -21,6 +31,11 @@ def _run(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pyt
 
 def _benchmark_args(data_dir: Path, results_dir: Path, *extra: str, submission: Path = NADAMW) -> list:
     return [f"--algoperf-submission={submission}", f"--algoperf-data-dir={data_dir}", f"--algoperf-results-dir={results_dir}", *extra]
+
+
+def _mnist_args(data_dir: Path, results_dir: Path, *extra: str, submission: Path = NADAMW) -> list:
+    """A run of the MNIST items only: the other workloads have no data in these tests."""
+    return ["-k", "mnist", *_benchmark_args(data_dir, results_dir, *extra, submission=submission)]
 
 
 # --- collection and selection ------------------------------------------------------------
@@ -34,21 +49,21 @@ def test_without_a_submission_the_plugin_collects_nothing(pytester):
 
 
 def test_one_item_per_workload_study_and_trial(pytester, tmp_path):
-    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, "--algoperf-studies=2", "--algoperf-trials=3"))
+    result = _run(pytester, "--collect-only", "-q", "-k", "mnist", *_benchmark_args(tmp_path, tmp_path, "--algoperf-studies=2", "--algoperf-trials=3"))
     result.stdout.fnmatch_lines(["*::test_time_to_target[[]mnist-study0-trial1[]]", "*::test_time_to_target[[]mnist-study1-trial3[]]"])
-    assert "6 tests collected" in result.stdout.str()
+    assert _collected(result) == 6
 
 
 def test_defaults_are_the_benchmark_versions_trials_and_studies(pytester, tmp_path):
-    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path))
-    assert "15 tests collected" in result.stdout.str()  # v0.6: 3 studies x 5 trials
-    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, "--algoperf-benchmark-version=v0.5"))
-    assert "25 tests collected" in result.stdout.str()  # v0.5: 5 studies x 5 trials
+    result = _run(pytester, "--collect-only", "-q", "-k", "mnist", *_benchmark_args(tmp_path, tmp_path))
+    assert _collected(result) == 15  # v0.6: 3 studies x 5 trials
+    result = _run(pytester, "--collect-only", "-q", "-k", "mnist", *_benchmark_args(tmp_path, tmp_path, "--algoperf-benchmark-version=v0.5"))
+    assert _collected(result) == 25  # v0.5: 5 studies x 5 trials
 
 
 def test_self_tuning_runs_one_trial_per_study(pytester, tmp_path):
-    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, "--algoperf-ruleset=self", submission=SELF_TUNING))
-    assert "3 tests collected" in result.stdout.str()
+    result = _run(pytester, "--collect-only", "-q", "-k", "mnist", *_benchmark_args(tmp_path, tmp_path, "--algoperf-ruleset=self", submission=SELF_TUNING))
+    assert _collected(result) == 3
     result.stdout.fnmatch_lines(["*[[]mnist-study2-trial1[]]"])
 
 
@@ -57,26 +72,31 @@ def test_list_search_space_limits_the_trials(pytester, tmp_path):
     (submission / "submission.py").write_text((NADAMW / "submission.py").read_text())
     points = json.loads((NADAMW / "tuning_search_space.json").read_text())[:2]
     (submission / "tuning_search_space.json").write_text(json.dumps(points))
-    result = _run(pytester, "--collect-only", "-q", *_benchmark_args(tmp_path, tmp_path, submission=submission))
-    assert "6 tests collected" in result.stdout.str()
+    result = _run(pytester, "--collect-only", "-q", "-k", "mnist", *_benchmark_args(tmp_path, tmp_path, submission=submission))
+    assert _collected(result) == 6
+
+
+def _expected_count(pattern_filter) -> int:
+    """Items the registry implies for a filter over workload entries (default 3 studies x 5 trials)."""
+    from workloads.registry import WORKLOADS
+
+    return 15 * sum(1 for entry in WORKLOADS.values() if pattern_filter(entry))
 
 
 @pytest.mark.parametrize(
     "selection, expected",
     [
-        (["-k", "study1"], 5),
-        (["-k", "mnist and trial2"], 3),
-        (["-m", "mnist"], 15),
-        (["-m", "dev"], 15),
-        (["-m", "not dev"], 0),
+        (["-k", "mnist and study1"], lambda: 5),
+        (["-k", "mnist and trial2"], lambda: 3),
+        (["-m", "mnist"], lambda: 15),
+        (["-m", "dev"], lambda: _expected_count(lambda e: e.development)),
+        (["-m", "not dev"], lambda: _expected_count(lambda e: not e.development)),
+        (["-m", "dev and not mnist"], lambda: _expected_count(lambda e: e.development and e.name != "mnist")),
     ],
 )
 def test_keyword_and_marker_selection(pytester, tmp_path, selection, expected):
     result = _run(pytester, "--collect-only", "-q", *selection, *_benchmark_args(tmp_path, tmp_path))
-    if expected:
-        assert f"{expected}/15 tests collected" in result.stdout.str() or f"{expected} tests collected" in result.stdout.str()
-    else:
-        assert "no tests collected" in result.stdout.str() or "15 deselected" in result.stdout.str()
+    assert _collected(result) == expected()
 
 
 def test_report_header_says_what_reproduces_the_run(pytester, tmp_path):
@@ -132,15 +152,15 @@ def test_external_tuning_without_search_space_is_a_usage_error(pytester, tmp_pat
 
 def test_ini_twins_configure_the_run(pytester, tmp_path):
     pytester.makeini(f"[pytest]\nalgoperf_submission = {NADAMW}\nalgoperf_studies = 1\nalgoperf_trials = 2\n")
-    result = _run(pytester, "--collect-only", "-q")
-    assert "2 tests collected" in result.stdout.str()
+    result = _run(pytester, "--collect-only", "-q", "-k", "mnist")
+    assert _collected(result) == 2
 
 
 # --- runs --------------------------------------------------------------------------------------
 
 
 def test_missing_data_skips_with_the_preparation_command(pytester, tmp_path):
-    result = _run(pytester, "-rs", *_benchmark_args(tmp_path / "empty", tmp_path, "--algoperf-studies=1", "--algoperf-trials=1"))
+    result = _run(pytester, "-rs", *_mnist_args(tmp_path / "empty", tmp_path, "--algoperf-studies=1", "--algoperf-trials=1"))
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*python -m workloads.mnist.prepare --data-dir*"])
 
@@ -148,14 +168,14 @@ def test_missing_data_skips_with_the_preparation_command(pytester, tmp_path):
 def test_partial_data_dir_is_named_not_skipped(pytester, tmp_path):
     (tmp_path / "data" / "mnist").mkdir(parents=True)
     (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"partial")
-    result = _run(pytester, *_benchmark_args(tmp_path / "data", tmp_path, "--algoperf-studies=1", "--algoperf-trials=1"))
+    result = _run(pytester, *_mnist_args(tmp_path / "data", tmp_path, "--algoperf-studies=1", "--algoperf-trials=1"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*DataProblem: *mnist is incomplete (manifest.json is missing*"])
 
 
 def test_development_run_writes_algoperf_results_and_the_summary(pytester, mnist_data_dir, tmp_path):
     results = tmp_path / "results"
-    result = _run(pytester, *_benchmark_args(mnist_data_dir, results, "--algoperf-studies=2", "--algoperf-trials=1", "--algoperf-max-steps=3"))
+    result = _run(pytester, *_mnist_args(mnist_data_dir, results, "--algoperf-studies=2", "--algoperf-trials=1", "--algoperf-max-steps=3"))
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "*AlgoPerf time to target*",
@@ -202,7 +222,7 @@ def test_a_broken_trial_fails_alone_with_a_readable_message_and_keeps_its_logs(p
     (submission / "submission.py").write_text(BROKEN_ON_SECOND_POINT)
     (submission / "tuning_search_space.json").write_text((NADAMW / "tuning_search_space.json").read_text())
     results = tmp_path / "results"
-    result = _run(pytester, *_benchmark_args(mnist_data_dir, results, "--algoperf-studies=1", "--algoperf-trials=3",
+    result = _run(pytester, *_mnist_args(mnist_data_dir, results, "--algoperf-studies=1", "--algoperf-trials=3",
                                              "--algoperf-max-steps=4", submission=submission))
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
@@ -227,7 +247,7 @@ def test_a_broken_trial_fails_alone_with_a_readable_message_and_keeps_its_logs(p
 )
 def test_an_unusable_submission_fails_every_item_with_one_line(pytester, mnist_data_dir, tmp_path, source, message):
     submission = pytester.makepyfile(bad_submission=source)
-    result = _run(pytester, *_benchmark_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=2", submission=submission))
+    result = _run(pytester, *_mnist_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=2", submission=submission))
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([f"*SubmissionError: {message}"])
 
@@ -246,7 +266,7 @@ def update_params(*args, **kwargs):
 
 def test_wrong_return_arity_is_named(pytester, mnist_data_dir, tmp_path):
     submission = pytester.makepyfile(arity_submission=WRONG_ARITY)
-    result = _run(pytester, *_benchmark_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=1", submission=submission))
+    result = _run(pytester, *_mnist_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=1", submission=submission))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*update_params returned 2 values, expected (optimizer_state, params, model_state)*"])
 
@@ -274,7 +294,7 @@ def update_params(workload, params, types, model_state, hyperparameters, batch, 
 
 def test_non_finite_loss_fails_the_item_as_divergence(pytester, mnist_data_dir, tmp_path):
     submission = pytester.makepyfile(diverging_submission=DIVERGING)
-    result = _run(pytester, *_benchmark_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=1",
+    result = _run(pytester, *_mnist_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=1",
                                              "--algoperf-max-steps=5", submission=submission))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*training diverged at step *: train/loss is nan*"])
@@ -301,8 +321,8 @@ def _comparable(path: Path):
 
 def test_xdist_gives_the_same_results_as_a_single_process(pytester, mnist_data_dir, tmp_path):
     args = ["--algoperf-studies=2", "--algoperf-trials=2", "--algoperf-max-steps=3"]
-    serial = _run(pytester, "-n", "0", *_benchmark_args(mnist_data_dir, tmp_path / "serial", *args), subprocess=True)
-    parallel = _run(pytester, "-n", "2", *_benchmark_args(mnist_data_dir, tmp_path / "parallel", *args), subprocess=True)
+    serial = _run(pytester, "-n", "0", *_mnist_args(mnist_data_dir, tmp_path / "serial", *args), subprocess=True)
+    parallel = _run(pytester, "-n", "2", *_mnist_args(mnist_data_dir, tmp_path / "parallel", *args), subprocess=True)
     serial.assert_outcomes(passed=4)
     parallel.assert_outcomes(passed=4)
     serial_files, parallel_files = _result_files(tmp_path / "serial"), _result_files(tmp_path / "parallel")

@@ -1,5 +1,7 @@
 """The public workload registry, and a smoke test for every registered workload."""
 
+from pathlib import Path
+
 import pytest
 
 import pytest_algoperf
@@ -31,11 +33,21 @@ def test_variants_map_to_their_base_workload():
 
 
 @pytest.mark.parametrize("name", pytest_algoperf.list_workloads())
-def test_every_workload_builds_its_model_and_has_its_numbers(name):
-    from pytest_algoperf import random_utils
-
+def test_every_workload_has_its_numbers_and_asks_for_its_data(name, tmp_path):
+    # Models are checked per workload in tests/workloads (the big ones on the meta device).
     workload = pytest_algoperf.get_workload(name)
-    model, _ = workload.init_model_fn(random_utils.PRNGKey(0))
-    assert sum(p.numel() for p in model.parameters()) > 0
     assert workload.max_allowed_runtime_sec > 0 and workload.eval_period_time_sec > 0 and workload.step_hint > 0
+    assert f"validation/{workload.target_metric_name}"
+    status = workload.data_status(str(tmp_path / "empty"))
+    assert status.missing and workload.preparation_command(str(tmp_path / "empty")) in status.reason
     assert workload.preparation_command("DATA").startswith("python -m workloads.")
+
+
+@pytest.mark.parametrize("name", pytest_algoperf.list_workloads())
+def test_every_workload_gets_a_batch_size_from_the_baseline(name):
+    from pytest_algoperf.submission_loading import load_submission
+    from workloads.registry import workload_entry
+
+    baseline = load_submission(Path(__file__).resolve().parents[1] / "submissions" / "nadamw")
+    entry = workload_entry(name)
+    assert baseline.batch_size(entry.name, entry.base) > 0

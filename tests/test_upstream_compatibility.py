@@ -98,7 +98,7 @@ def test_v05_and_v06_submissions_train_and_evaluate_on_mnist(pytester, mnist_dat
     (v05 / "submission.py").write_text(V05_SUBMISSION)
     (v05 / "tuning_search_space.json").write_text('{"learning_rate": {"min": 0.01, "max": 0.1, "scaling": "log"}}')
     common = [f"--algoperf-data-dir={mnist_data_dir}", f"--algoperf-results-dir={tmp_path}", "--algoperf-studies=1",
-              "--algoperf-max-steps=5", "-p", "no:cacheprovider"]
+              "--algoperf-max-steps=5", "-p", "no:cacheprovider", "-k", "mnist"]
     result = pytester.runpytest(f"--algoperf-submission={v05}", "--algoperf-trials=2", *common)
     result.assert_outcomes(passed=2)
     v06 = project_root / "submissions" / "nadamw_self_tuning"

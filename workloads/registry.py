@@ -29,6 +29,11 @@ _ENTRIES: Tuple[WorkloadEntry, ...] = (
     # -- ogbg entries --
     # -- wmt entries --
     # -- criteo1tb entries --
+    WorkloadEntry("criteo1tb", "workloads.criteo1tb.workload", "Criteo1TbWorkload", base="criteo1tb", family="criteo1tb"),
+    WorkloadEntry("criteo1tb_layernorm", "workloads.criteo1tb.workload", "Criteo1TbLayerNormWorkload", base="criteo1tb", family="criteo1tb"),
+    WorkloadEntry("criteo1tb_embed_init", "workloads.criteo1tb.workload", "Criteo1TbEmbedInitWorkload", base="criteo1tb", family="criteo1tb"),
+    WorkloadEntry("criteo1tb_resnet", "workloads.criteo1tb.workload", "Criteo1TbResNetWorkload", base="criteo1tb", family="criteo1tb"),
+    WorkloadEntry("criteo1tb_test", "workloads.criteo1tb.workload", "Criteo1TbTestWorkload", base="criteo1tb", family="criteo1tb", development=True),
 )
 
 WORKLOADS: Dict[str, WorkloadEntry] = {entry.name: entry for entry in _ENTRIES}
