@@ -27,6 +27,10 @@ class WorkloadEntry:
 _ENTRIES: Tuple[WorkloadEntry, ...] = (
     WorkloadEntry("mnist", "workloads.mnist.workload", "MnistWorkload", base="mnist", family="mnist", development=True),
     # -- ogbg entries --
+    WorkloadEntry("ogbg", "workloads.ogbg.workload", "OgbgWorkload", base="ogbg", family="ogbg"),
+    WorkloadEntry("ogbg_gelu", "workloads.ogbg.workload", "OgbgGeluWorkload", base="ogbg", family="ogbg"),
+    WorkloadEntry("ogbg_silu", "workloads.ogbg.workload", "OgbgSiluWorkload", base="ogbg", family="ogbg"),
+    WorkloadEntry("ogbg_model_size", "workloads.ogbg.workload", "OgbgModelSizeWorkload", base="ogbg", family="ogbg"),
     # -- wmt entries --
     # -- criteo1tb entries --
     WorkloadEntry("criteo1tb", "workloads.criteo1tb.workload", "Criteo1TbWorkload", base="criteo1tb", family="criteo1tb"),
