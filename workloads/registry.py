@@ -32,6 +32,10 @@ _ENTRIES: Tuple[WorkloadEntry, ...] = (
     WorkloadEntry("ogbg_silu", "workloads.ogbg.workload", "OgbgSiluWorkload", base="ogbg", family="ogbg"),
     WorkloadEntry("ogbg_model_size", "workloads.ogbg.workload", "OgbgModelSizeWorkload", base="ogbg", family="ogbg"),
     # -- wmt entries --
+    WorkloadEntry("wmt", "workloads.wmt.workload", "WmtWorkload", base="wmt", family="wmt"),
+    WorkloadEntry("wmt_post_ln", "workloads.wmt.workload", "WmtWorkloadPostLN", base="wmt", family="wmt"),
+    WorkloadEntry("wmt_attention_temp", "workloads.wmt.workload", "WmtWorkloadAttentionTemp", base="wmt", family="wmt"),
+    WorkloadEntry("wmt_glu_tanh", "workloads.wmt.workload", "WmtWorkloadGLUTanH", base="wmt", family="wmt"),
     # -- criteo1tb entries --
     WorkloadEntry("criteo1tb", "workloads.criteo1tb.workload", "Criteo1TbWorkload", base="criteo1tb", family="criteo1tb"),
     WorkloadEntry("criteo1tb_layernorm", "workloads.criteo1tb.workload", "Criteo1TbLayerNormWorkload", base="criteo1tb", family="criteo1tb"),

@@ -1,0 +1,1 @@
+"""AlgoPerf's WMT German->English translation workload (Transformer, BLEU) and its variants."""
