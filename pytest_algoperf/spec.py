@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import enum
 import math
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 from pytest_algoperf.param_utils import (  # noqa: F401  (part of the public API)
     ParameterType,

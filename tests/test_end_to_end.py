@@ -2,7 +2,6 @@
 
 import csv
 
-import pytest
 
 
 REFERENCE_LOG = (

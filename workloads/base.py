@@ -36,6 +36,8 @@ class BenchmarkWorkload(spec.Workload):
 
     name: ClassVar[str]
     EVAL_PERIOD_TIME_SEC: ClassVar[float]
+    # Example counts per split that full prepared data must have (checked against its manifest).
+    REFERENCE_COUNTS: ClassVar[Dict[str, int]] = {}
 
     def __init__(self, benchmark_version: str = DEFAULT_BENCHMARK_VERSION) -> None:
         super().__init__()
@@ -78,6 +80,15 @@ class BenchmarkWorkload(spec.Workload):
     def higher_is_better(self) -> bool:
         return not self._target.minimize
 
+    # Upstream defines input statistics only for image workloads; the others raise.
+    @property
+    def train_mean(self):
+        raise NotImplementedError
+
+    @property
+    def train_stddev(self):
+        raise NotImplementedError
+
     def _beats(self, value: float, target: float) -> bool:
         # Strict, as upstream's runner; the scorer's check is non-strict (reference §9.2).
         return value > target if self.higher_is_better else value < target
@@ -111,8 +122,10 @@ class BenchmarkWorkload(spec.Workload):
         return self._subset_sizes.get(split, reference_size)
 
     def data_status(self, data_dir: str) -> DataStatus:
-        """Override: is the prepared data under `data_dir` present and complete?"""
-        raise NotImplementedError
+        """Is the prepared data under `data_dir` present, complete and of the reference's size?"""
+        from workloads.data_manifest import check_manifest
+
+        return check_manifest(self.dataset_dir(data_dir), self.preparation_command(data_dir), self.REFERENCE_COUNTS)
 
     def preparation_command(self, data_dir: str) -> str:
         """Override: the exact shell command that prepares this workload's data."""

@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from pytest_algoperf import spec
 from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
 from pytest_algoperf.pytorch_utils import pytorch_setup
-from workloads.base import BenchmarkWorkload, DataStatus
+from workloads.base import BenchmarkWorkload
 from workloads.criteo1tb import input_pipeline, prepared_data
 from workloads.criteo1tb.model import DROPOUT_RATE, DLRMResNet, DlrmSmall
 from workloads.criteo1tb.tsv_format import NUM_DENSE_FEATURES
-from workloads.data_manifest import check_manifest
 
 
 class Criteo1TbWorkload(BenchmarkWorkload):
@@ -25,6 +24,7 @@ class Criteo1TbWorkload(BenchmarkWorkload):
 
     name = "criteo1tb"
     EVAL_PERIOD_TIME_SEC = 120
+    REFERENCE_COUNTS = prepared_data.REFERENCE_COUNTS
 
     vocab_size: int = 32 * 128 * 1024  # 4,194,304 embedding rows
     num_dense_features: int = NUM_DENSE_FEATURES
@@ -72,14 +72,6 @@ class Criteo1TbWorkload(BenchmarkWorkload):
         standard = spec.standard_num_eval_train_examples(self.num_validation_examples, self.eval_batch_size)
         return min(standard, self.num_train_examples)
 
-    @property
-    def train_mean(self) -> float:
-        raise NotImplementedError
-
-    @property
-    def train_stddev(self) -> float:
-        raise NotImplementedError
-
     # --- data ----------------------------------------------------------------------------
     @property
     def dataset_name(self) -> str:
@@ -87,9 +79,6 @@ class Criteo1TbWorkload(BenchmarkWorkload):
 
     def preparation_command(self, data_dir: str) -> str:
         return f"python -m workloads.criteo1tb.prepare --data-dir {data_dir} --raw-dir {data_dir}/{prepared_data.RAW_DIR_NAME}"
-
-    def data_status(self, data_dir: str) -> DataStatus:
-        return check_manifest(self.dataset_dir(data_dir), self.preparation_command(data_dir), prepared_data.REFERENCE_COUNTS)
 
     def _build_input_queue(
         self,

@@ -13,14 +13,14 @@ from pytest_algoperf import random_utils as prng
 from pytest_algoperf import spec
 from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
 from pytest_algoperf.pytorch_utils import pytorch_setup
-from workloads.base import BenchmarkWorkload, DataStatus
-from workloads.data_manifest import check_manifest
+from workloads.base import BenchmarkWorkload
 from workloads.mnist import input_pipeline
 from workloads.mnist.model import MnistMLP
 
 class MnistWorkload(BenchmarkWorkload):
     name = "mnist"
     EVAL_PERIOD_TIME_SEC = 10  # targets, budget (60 s) and step hint (7813): scoring/versions/*.json
+    REFERENCE_COUNTS = {"train": 60_000, "test": 10_000}  # digits in the two official IDX files
 
     # --- constants -------------------------------------------------------
     @property
@@ -58,13 +58,6 @@ class MnistWorkload(BenchmarkWorkload):
     # --- data ----------------------------------------------------------------
     def preparation_command(self, data_dir: str) -> str:
         return f"python -m workloads.mnist.prepare --data-dir {data_dir}"
-
-    def data_status(self, data_dir: str) -> DataStatus:
-        return check_manifest(
-            self.dataset_dir(data_dir),
-            self.preparation_command(data_dir),
-            expected_counts={"train": 60_000, "test": 10_000},
-        )
 
     def _build_input_queue(
         self,

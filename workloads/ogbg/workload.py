@@ -27,8 +27,7 @@ from pytest_algoperf import random_utils as prng
 from pytest_algoperf import spec
 from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
 from pytest_algoperf.pytorch_utils import pytorch_setup
-from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload, DataStatus
-from workloads.data_manifest import check_manifest
+from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.ogbg import input_pipeline, prepare
 from workloads.ogbg.metrics import EvalTotals, sigmoid_cross_entropy
 from workloads.ogbg.model import DROPOUT_RATE, GNN
@@ -39,6 +38,7 @@ from workloads.ogbg.raw_format import REFERENCE_SPLIT_SIZES
 class OgbgWorkload(BenchmarkWorkload):
     name = "ogbg"
     EVAL_PERIOD_TIME_SEC = 240  # 4 minutes; targets, budget and step hint: scoring/versions/*.json
+    REFERENCE_COUNTS = REFERENCE_SPLIT_SIZES
     NUM_OUTPUTS = 128  # one logit per PubChem bioassay task
 
     def __init__(self, benchmark_version: str = DEFAULT_BENCHMARK_VERSION) -> None:
@@ -96,20 +96,9 @@ class OgbgWorkload(BenchmarkWorkload):
     def eval_batch_size(self) -> int:
         return 32_768
 
-    @property
-    def train_mean(self):
-        raise NotImplementedError
-
-    @property
-    def train_stddev(self):
-        raise NotImplementedError
-
     # --- data ----------------------------------------------------------------
     def preparation_command(self, data_dir: str) -> str:
         return f"python -m workloads.ogbg.prepare --data-dir {data_dir} --download"
-
-    def data_status(self, data_dir: str) -> DataStatus:
-        return check_manifest(self.dataset_dir(data_dir), self.preparation_command(data_dir), expected_counts=REFERENCE_SPLIT_SIZES)
 
     def _build_input_queue(
         self,

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from pytest_algoperf import spec
 from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
 from pytest_algoperf.pytorch_utils import pytorch_setup
-from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload, DataStatus
-from workloads.data_manifest import check_manifest
+from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.wmt import bleu, decode, input_pipeline
 from workloads.wmt.model import DROPOUT_RATE, Transformer, TransformerConfig
 from workloads.wmt.raw_format import REFERENCE_COUNTS
@@ -42,6 +41,7 @@ class WmtWorkload(BenchmarkWorkload):
 
     name = "wmt"
     EVAL_PERIOD_TIME_SEC = 14 * 60  # 840 s, the reference's
+    REFERENCE_COUNTS = REFERENCE_COUNTS
     MODEL_CONFIG = TransformerConfig()
 
     def __init__(self, benchmark_version: str = DEFAULT_BENCHMARK_VERSION) -> None:
@@ -80,20 +80,9 @@ class WmtWorkload(BenchmarkWorkload):
         # The reference: the validation size rounded up to whole eval batches (3,072).
         return self.split_size("eval_train", spec.standard_num_eval_train_examples(self.num_validation_examples, self.eval_batch_size))
 
-    @property
-    def train_mean(self):
-        raise NotImplementedError
-
-    @property
-    def train_stddev(self):
-        raise NotImplementedError
-
     # --- data ----------------------------------------------------------------
     def preparation_command(self, data_dir: str) -> str:
         return f"python -m workloads.wmt.prepare --data-dir {data_dir} --raw-dir RAW_WMT_DIR"
-
-    def data_status(self, data_dir: str) -> DataStatus:
-        return check_manifest(self.dataset_dir(data_dir), self.preparation_command(data_dir), expected_counts=REFERENCE_COUNTS)
 
     def prepared_data(self, data_dir: str) -> input_pipeline.PreparedWmt:
         self._prepared = input_pipeline.open_prepared(str(self.dataset_dir(data_dir)))
