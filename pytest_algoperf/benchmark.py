@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_algoperf import runner
+from pytest_algoperf.call_monitor import CallMonitor
 from pytest_algoperf.session import RECORD_PROPERTY
 from pytest_algoperf.verdict import failure_message, trial_record
 
@@ -26,6 +27,7 @@ def test_time_to_target(
     algoperf_model,
     algoperf_trial_logger,
     algoperf_device,
+    algoperf_data_dir,
 ):
     """Trains to the validation target within the workload's runtime budget."""
     settings = algoperf_session.settings
@@ -43,13 +45,14 @@ def test_time_to_target(
         algoperf_rngs,
         runner.TrialSettings(
             ruleset=settings.ruleset,
-            data_dir=str(settings.data_dir),
+            data_dir=algoperf_data_dir,
             max_allowed_runtime_sec=budget,
             global_eval_batch_size=algoperf_batch_sizes[1],
             max_global_steps=settings.max_steps,
         ),
         logger=algoperf_trial_logger,
         clock=runner.synchronized_clock(algoperf_device),
+        monitor=CallMonitor(timeout=settings.timeout) if settings.timeout else None,
     )
     development_run = settings.is_development_run or algoperf_workload.on_subset_data
     record = trial_record(algoperf_trial, algoperf_workload, outcome, budget, development_run)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Iterator, Tuple
 
 import pytest
 
 from pytest_algoperf import results, runner
+from pytest_algoperf.call_monitor import RecordingQueue
 from pytest_algoperf.compilation import compile_like_upstream, should_compile
 from pytest_algoperf.run_plan import TrialSpec
 from pytest_algoperf.session import SESSION_KEY, BenchmarkSession
+from pytest_algoperf.smoke import reduced_batch_sizes, timed
 from pytest_algoperf.submission_loading import Submission, SubmissionError, load_submission
 from pytest_algoperf.system_info import system_meta_data
 from pytest_algoperf.tuning import hyperparameters_as_dict
 from workloads.base import BenchmarkWorkload, DataProblem
 from workloads.registry import get_workload
+from workloads.smoke_data import prepare_smoke_data
 
 
 @pytest.fixture(scope="session")
@@ -43,17 +47,31 @@ def algoperf_submission(algoperf_session: BenchmarkSession) -> Submission:
     return load_submission(algoperf_session.paths.module_file)
 
 
-@pytest.fixture
-def algoperf_workload(algoperf_trial: TrialSpec, algoperf_session: BenchmarkSession) -> BenchmarkWorkload:
-    """A fresh workload instance; missing data skips the item with the command that prepares it."""
-    workload = get_workload(algoperf_trial.workload, algoperf_session.settings.benchmark_version)
-    status = workload.data_status(str(algoperf_session.settings.data_dir))
+@pytest.fixture(scope="session")
+def algoperf_data_dir(algoperf_session: BenchmarkSession, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The prepared data: the user's for full runs, tiny data made on the fly for smoke and step-time runs."""
+    if algoperf_session.settings.mode == "time-to-target":
+        return str(algoperf_session.settings.data_dir)
+    return str(tmp_path_factory.mktemp("algoperf-tiny-data"))
+
+
+def ready_workload(name: str, session: BenchmarkSession, data_dir: str) -> BenchmarkWorkload:
+    """A fresh workload on prepared data; missing data skips the item with the command that prepares it."""
+    workload = get_workload(name, session.settings.benchmark_version)
+    if session.settings.mode != "time-to-target":
+        prepare_smoke_data(workload.dataset_name, Path(data_dir))
+    status = workload.data_status(data_dir)
     if status.missing:
         pytest.skip(status.reason)
     if not status.ready:
         raise DataProblem(status.reason)
-    workload.use_prepared_data(str(algoperf_session.settings.data_dir))
+    workload.use_prepared_data(data_dir)
     return workload
+
+
+@pytest.fixture
+def algoperf_workload(algoperf_trial: TrialSpec, algoperf_session: BenchmarkSession, algoperf_data_dir: str) -> BenchmarkWorkload:
+    return ready_workload(algoperf_trial.workload, algoperf_session, algoperf_data_dir)
 
 
 @pytest.fixture
@@ -68,11 +86,16 @@ def algoperf_rngs(algoperf_trial: TrialSpec, algoperf_session: BenchmarkSession)
 
 @pytest.fixture
 def algoperf_batch_sizes(
-    algoperf_trial: TrialSpec, algoperf_submission: Submission, algoperf_workload: BenchmarkWorkload
+    algoperf_trial: TrialSpec,
+    algoperf_submission: Submission,
+    algoperf_workload: BenchmarkWorkload,
+    algoperf_session: BenchmarkSession,
+    request: pytest.FixtureRequest,
 ) -> Tuple[int, int]:
-    """(global train batch size, global eval batch size), both divisible by the GPU count."""
+    """(global train batch size, global eval batch size), both divisible by the GPU count; capped in smoke runs."""
     entry = algoperf_trial.entry
-    train_size = algoperf_submission.batch_size(entry.name, entry.base)
+    train_size, seconds = timed(algoperf_submission.batch_size, entry.name, entry.base)
+    request.node.algoperf_batch_size_seconds = seconds
     eval_size = algoperf_submission.eval_batch_size(entry.name, algoperf_workload.eval_batch_size)
     from pytest_algoperf.pytorch_utils import pytorch_setup
 
@@ -80,6 +103,10 @@ def algoperf_batch_sizes(
     for label, size in (("get_batch_size", train_size), ("get_eval_batch_size", eval_size)):
         if n_gpus > 1 and size % n_gpus:
             raise SubmissionError(f"{label} returned {size}, which does not divide across {n_gpus} GPUs; return a multiple of {n_gpus}.")
+    if algoperf_session.settings.mode == "smoke":
+        workload = algoperf_workload
+        largest_split = max(workload.num_eval_train_examples, workload.num_validation_examples, workload.num_test_examples or 0)
+        return reduced_batch_sizes(train_size, eval_size, largest_split)
     return train_size, eval_size
 
 
@@ -88,11 +115,12 @@ def algoperf_input_queue(
     algoperf_workload: BenchmarkWorkload,
     algoperf_rngs: runner.TrialRngs,
     algoperf_batch_sizes: Tuple[int, int],
+    algoperf_data_dir: str,
     algoperf_session: BenchmarkSession,
 ) -> Iterator[Any]:
-    return algoperf_workload._build_input_queue(
-        algoperf_rngs.data, "train", str(algoperf_session.settings.data_dir), algoperf_batch_sizes[0]
-    )
+    queue = algoperf_workload._build_input_queue(algoperf_rngs.data, "train", algoperf_data_dir, algoperf_batch_sizes[0])
+    # Smoke runs check that data_selection keeps the queue's keys; timed runs get the bare queue.
+    return RecordingQueue(queue) if algoperf_session.settings.mode == "smoke" else queue
 
 
 @pytest.fixture
@@ -151,7 +179,7 @@ def trial_flags(session: BenchmarkSession, trial: TrialSpec, batch_sizes: Tuple[
         "num_tuning_trials": settings.trials,
         "hparam_start_index": trial.trial - 1 if settings.ruleset == "external" else None,
         "hparam_end_index": trial.trial if settings.ruleset == "external" else None,
-        "data_dir": str(settings.data_dir),
+        "data_dir": str(settings.data_dir) if settings.mode == "time-to-target" else "(tiny data made for this session)",
         "rng_seed": trial.seed,
         "max_global_steps": settings.max_steps,
         "torch_compile": should_compile(settings.torch_compile, device),

@@ -27,6 +27,13 @@ _OPTIONS = (
     ("budget-scale", "multiply runtime budgets, for hardware slower or faster than the reference; recorded in the results", "1.0"),
     ("benchmark-version", "benchmark rules and numbers: v0.6 or v0.5", "v0.6"),
     ("torch-compile", "torch.compile the models upstream compiles: auto (only on CUDA), yes or no", "auto"),
+    ("timeout", "seconds a single submission call may take before its item fails, naming the call and step", None),
+)
+# (flag name, help)
+_FLAGS = (
+    ("smoke", "CI gate: one short run per workload on tiny data through the real preparation path, with API and rules checks"),
+    ("variants", "with --algoperf-smoke or --algoperf-benchmark-steps: include the workload variants"),
+    ("benchmark-steps", "time update_params per workload (pytest-benchmark) next to the NAdamW baseline's"),
 )
 COMPARE_HELP = (
     "reference result logs (an AlgoPerf submission dir, or a dir of several) to score this run against at the end; repeatable"
@@ -39,6 +46,10 @@ def add_options(parser: pytest.Parser) -> None:
         ini_name = "algoperf_" + name.replace("-", "_")
         group.addoption(f"--algoperf-{name}", dest=ini_name, default=None, help=f"{help_text} [ini: {ini_name}]")
         parser.addini(ini_name, help=help_text, default=default)
+    for name, help_text in _FLAGS:
+        ini_name = "algoperf_" + name.replace("-", "_")
+        group.addoption(f"--algoperf-{name}", dest=ini_name, action="store_true", default=None, help=f"{help_text} [ini: {ini_name}]")
+        parser.addini(ini_name, help=help_text, type="bool", default=False)
     group.addoption("--algoperf-compare", dest="algoperf_compare", action="append", default=None, metavar="DIR",
                     help=f"{COMPARE_HELP} [ini: algoperf_compare]")
     parser.addini("algoperf_compare", help=COMPARE_HELP, type="linelist", default=[])
@@ -59,6 +70,17 @@ class Settings:
     benchmark_version: str
     torch_compile: str
     compare: tuple = ()
+    smoke: bool = False
+    variants: bool = False
+    benchmark_steps: bool = False
+    timeout: Optional[float] = None
+
+    @property
+    def mode(self) -> str:
+        """'smoke', 'step-time' or 'time-to-target': which items the session collects."""
+        if self.smoke:
+            return "smoke"
+        return "step-time" if self.benchmark_steps else "time-to-target"
 
     @property
     def enabled(self) -> bool:
@@ -68,15 +90,18 @@ class Settings:
     def is_development_run(self) -> bool:
         return self.max_steps is not None
 
-    def as_flags(self) -> dict:
-        return {field.name: (str(value) if isinstance(value, Path) else value) for field, value in
-                ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
 
 
 def _raw(config: pytest.Config, name: str) -> Any:
     ini_name = "algoperf_" + name.replace("-", "_")
     value = config.getoption(ini_name)
     return value if value is not None else config.getini(ini_name) or None
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    ini_name = "algoperf_" + name.replace("-", "_")
+    value = config.getoption(ini_name)
+    return bool(value) if value is not None else bool(config.getini(ini_name))
 
 
 def _int(config: pytest.Config, name: str, errors: List[str], minimum: int) -> Optional[int]:
@@ -147,6 +172,23 @@ def read_settings(config: pytest.Config) -> Settings:
     if compare and max_steps is not None:
         errors.append("--algoperf-compare contradicts --algoperf-max-steps (a max-steps run is never scored); drop one of them")
 
+    smoke, variants, benchmark_steps = (_flag(config, name) for name in ("smoke", "variants", "benchmark-steps"))
+    if smoke and benchmark_steps:
+        errors.append("--algoperf-smoke and --algoperf-benchmark-steps are separate sessions; run them one at a time")
+    if variants and not (smoke or benchmark_steps):
+        errors.append("--algoperf-variants applies to --algoperf-smoke and --algoperf-benchmark-steps (full runs include variants already)")
+    if (smoke or benchmark_steps) and compare:
+        errors.append("--algoperf-compare needs a scored run; drop it from smoke and step-time sessions")
+    timeout_value = _raw(config, "timeout")
+    timeout = None
+    if timeout_value is not None:
+        try:
+            timeout = float(timeout_value)
+            if not timeout > 0:
+                raise ValueError
+        except ValueError:
+            errors.append(f"--algoperf-timeout={timeout_value!r} must be a positive number of seconds")
+
     if errors:
         raise pytest.UsageError("AlgoPerf options are invalid:\n  " + "\n  ".join(errors))
     return Settings(
@@ -163,4 +205,8 @@ def read_settings(config: pytest.Config) -> Settings:
         benchmark_version=version,
         torch_compile=compile_mode,
         compare=compare,
+        smoke=smoke,
+        variants=variants,
+        benchmark_steps=benchmark_steps,
+        timeout=timeout,
     )

@@ -15,7 +15,12 @@ from workloads.base import DataProblem
 
 pytest_plugins = ["pytest_algoperf.fixtures"]
 
-BENCHMARK_ITEMS_MODULE = Path(__file__).with_name("benchmark.py")
+# The module whose test function a session's mode collects.
+ITEM_MODULES = {
+    "time-to-target": Path(__file__).with_name("benchmark.py"),
+    "smoke": Path(__file__).with_name("smoke_gate.py"),
+    "step-time": Path(__file__).with_name("step_time.py"),
+}
 CONCISE_ERRORS = (SubmissionError, DataProblem)
 
 
@@ -43,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(SessionReporter(session), "algoperf-reporter")
     # Collect the benchmark items; when the paths came from testpaths or the
     # current dir rather than the command line, collect only them.
-    item_module = str(BENCHMARK_ITEMS_MODULE)
+    item_module = str(ITEM_MODULES[settings.mode])
     explicit = config.args_source == pytest.Config.ArgsSource.ARGS
     if item_module not in config.args:
         config.args = (list(config.args) if explicit else []) + [item_module]
@@ -60,28 +65,39 @@ def pytest_report_header(config: pytest.Config) -> list:
     lines = [
         f"algoperf: submission {session.paths.module_file} (sha256 {session.submission_hash})",
         f"algoperf: ruleset {settings.ruleset}, benchmark {settings.benchmark_version}, seed {settings.seed}, "
-        f"{settings.studies} studies x {len({t.trial for t in session.plan}) or settings.trials} trials, budget scale {settings.budget_scale}",
+        + (
+            f"{settings.studies} studies x {len({t.trial for t in session.plan}) or settings.trials} trials, budget scale {settings.budget_scale}"
+            if settings.mode == "time-to-target"
+            else "one run per workload"
+        ),
         f"algoperf: device {device_description()}, torch {torch.__version__}",
-        f"algoperf: data {settings.data_dir}, results {session.experiment_dir}",
+        f"algoperf: data {settings.data_dir if settings.mode == 'time-to-target' else '(tiny data prepared for this session)'}, "
+        f"results {session.experiment_dir}",
     ]
     if settings.is_development_run:
         lines.append(f"algoperf: development run, every trial stops after {settings.max_steps} steps and is not scored")
+    if settings.mode != "time-to-target":
+        lines.append(f"algoperf: {settings.mode} session on tiny prepared data (never scored)")
     lines += [f"algoperf: note: {note}" for note in session.notes]
     return lines
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "algoperf_trial" not in metafunc.fixturenames:
-        return
     session = _session(metafunc.config)
-    plan = session.plan if session is not None else []
-    metafunc.parametrize("algoperf_trial", as_params(plan))
+    if "algoperf_trial" in metafunc.fixturenames:
+        metafunc.parametrize("algoperf_trial", as_params(session.plan if session is not None else []))
+    elif "algoperf_step_case" in metafunc.fixturenames:
+        metafunc.parametrize("algoperf_step_case", as_params(session.step_time_plan if session is not None else []))
+
+
+def _is_benchmark_item(item: pytest.Item) -> bool:
+    return "algoperf_trial" in item.fixturenames or "algoperf_step_case" in item.fixturenames
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if call.excinfo is not None and isinstance(call.excinfo.value, CONCISE_ERRORS) and "algoperf_trial" in item.fixturenames:
+    if call.excinfo is not None and isinstance(call.excinfo.value, CONCISE_ERRORS) and _is_benchmark_item(item):
         # A broken submission or data dir is the user's to fix: one readable line, no traceback.
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
         report.algoperf_concise_failure = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_algoperf import summary
+from pytest_algoperf import gate_summary, summary
 from pytest_algoperf.session import RECORD_PROPERTY, BenchmarkSession
 
 
@@ -30,17 +30,37 @@ class SessionReporter:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.session.records:
             return
-        rows, result = self._scoring()
-        terminalreporter.section("AlgoPerf time to target")
-        for line in summary.render_rows(rows, self.session).splitlines():
+        mode = self.session.settings.mode
+        if mode == "smoke":
+            terminalreporter.section("AlgoPerf smoke gate")
+            text = gate_summary.render_smoke(gate_summary.smoke_rows(self.session))
+        elif mode == "step-time":
+            terminalreporter.section("AlgoPerf update_params time")
+            text = gate_summary.render_step_times(gate_summary.step_time_rows(self.session))
+        else:
+            rows, result = self._scoring()
+            terminalreporter.section("AlgoPerf time to target")
+            text = summary.render_rows(rows, self.session)
+            if self.session.settings.compare:
+                self._write(terminalreporter, text)
+                terminalreporter.section("AlgoPerf benchmark score")
+                text = result.format_text()
+        self._write(terminalreporter, text)
+
+    @staticmethod
+    def _write(terminalreporter, text: str) -> None:
+        for line in text.splitlines():
             terminalreporter.write_line(line)
-        if self.session.settings.compare:
-            terminalreporter.section("AlgoPerf benchmark score")
-            for line in result.format_text().splitlines():
-                terminalreporter.write_line(line)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
-        if self.session.records:
+        if not self.session.records:
+            return
+        mode = self.session.settings.mode
+        if mode == "smoke":
+            gate_summary.write_rows(self.session, gate_summary.SMOKE_CSV, gate_summary.smoke_rows(self.session))
+        elif mode == "step-time":
+            gate_summary.write_rows(self.session, gate_summary.STEP_TIME_CSV, gate_summary.step_time_rows(self.session))
+        else:
             rows, result = self._scoring()
             summary.write(self.session, rows, result)

@@ -43,6 +43,36 @@ def marker_descriptions() -> List[str]:
     return sorted(lines)
 
 
+def workloads_for(mode: str, include_variants: bool) -> List[str]:
+    """Every registered workload for full runs; base and development workloads (plus variants on request) otherwise."""
+    from workloads.registry import list_workloads
+
+    names = list_workloads()
+    if mode == "time-to-target" or include_variants:
+        return names
+    return [name for name in names if not WORKLOADS[name].is_variant]
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTimeCase:
+    """One side of a step-time comparison: the submission's or the baseline's update_params on a workload."""
+
+    workload: str
+    side: str  # 'submission' or 'baseline'
+
+    @property
+    def id(self) -> str:
+        return f"{self.workload}-{self.side}"
+
+    @property
+    def entry(self) -> WorkloadEntry:
+        return WORKLOADS[self.workload]
+
+
+def plan_step_times(workloads: Sequence[str]) -> List[StepTimeCase]:
+    return [StepTimeCase(workload, side) for workload in workloads for side in ("submission", "baseline")]
+
+
 def plan_trials(
     workloads: Sequence[str], studies: int, hyperparameter_points: Optional[Sequence[Any]], num_trials: int, base_seed: int
 ) -> List[TrialSpec]:
@@ -56,8 +86,14 @@ def plan_trials(
     return plan
 
 
-def as_params(plan: Sequence[TrialSpec]) -> List[Any]:
+def as_params(plan: Sequence[Any]) -> List[Any]:
+    """Items with their workload markers; `xdist_group` keeps a data-set family on one worker under
+    `--dist loadgroup`, so two of the largest models never share a machine's memory."""
     return [
-        pytest.param(spec, id=spec.id, marks=[getattr(pytest.mark, name) for name in markers_for(spec.entry)])
+        pytest.param(
+            spec,
+            id=spec.id,
+            marks=[getattr(pytest.mark, name) for name in markers_for(spec.entry)] + [pytest.mark.xdist_group(spec.entry.family)],
+        )
         for spec in plan
     ]

@@ -104,6 +104,7 @@ class TrialOutcome:
     best_validation_metric: Optional[float] = None
     eval_results: List[Tuple[int, Dict[str, Any]]] = dataclasses.field(default_factory=list)
     failure: Optional[SubmissionError] = None
+    optimizer_state: Any = None  # the latest, for checks after the run (e.g. checkpointing)
     skipped_evals: List[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -135,6 +136,20 @@ def _divergence(result: Dict[str, Any], logger: Any) -> Optional[str]:
     return None
 
 
+def _call(monitor: Any, function: str, step: int, call: Callable[[], Any]) -> Any:
+    """Runs one submission call, between the monitor's `before` and `after` when there is a monitor."""
+    if monitor is None:
+        return call()
+    monitor.before(function, step)
+    result, raised = None, True
+    try:
+        result = call()
+        raised = False
+    finally:
+        monitor.after(function, step, result, raised)
+    return result
+
+
 def run_trial(
     workload: Any,
     submission: Submission,
@@ -146,15 +161,17 @@ def run_trial(
     settings: TrialSettings,
     logger: Any = None,
     clock: Clock = time.time,
+    monitor: Any = None,
 ) -> TrialOutcome:
     """Trains one trial until both targets, the budget, max steps or TrainingCompleteError end it.
 
     Submission errors do not propagate: they end the run and are returned in
     `outcome.failure`, after everything logged so far has been written.
+    `monitor` (see call_monitor.py) watches every call into the submission.
     """
     outcome = TrialOutcome()
     try:
-        _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome)
+        _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome, monitor)
     except SubmissionError as error:
         outcome.failure = error
     finally:
@@ -164,8 +181,12 @@ def run_trial(
     return outcome
 
 
-def _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome):
-    optimizer_state = submission.init_optimizer_state(workload, model, model_state, hyperparameters, rngs.optimizer_init)
+def _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome, monitor):
+    optimizer_state = _call(
+        monitor, "init_optimizer_state", 0,
+        lambda: submission.init_optimizer_state(workload, model, model_state, hyperparameters, rngs.optimizer_init),
+    )
+    outcome.optimizer_state = optimizer_state
     train_state: Dict[str, Any] = {
         "validation_goal_reached": False,
         "test_goal_reached": False,
@@ -190,15 +211,16 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
         step_rng = prng.fold_in(rngs.loop, global_step)
         data_select_rng, update_rng, prep_eval_rng, eval_rng = prng.split(step_rng, 4)
 
-        batch = submission.data_selection(
+        batch = _call(monitor, "data_selection", global_step, lambda: submission.data_selection(
             workload, input_queue, optimizer_state, model, model_state, hyperparameters, global_step, data_select_rng
-        )
+        ))
         try:
-            optimizer_state, model, model_state = submission.update_params(
+            optimizer_state, model, model_state = _call(monitor, "update_params", global_step, lambda: submission.update_params(
                 workload, model, workload.model_params_types, model_state, hyperparameters, batch,
                 workload.loss_type, optimizer_state, eval_results, global_step, update_rng,
                 train_state=types.MappingProxyType(train_state),
-            )
+            ))
+            outcome.optimizer_state = optimizer_state
         except TrainingCompleteError:
             train_state["training_complete"] = True
         global_step += 1
@@ -218,10 +240,10 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
             del batch
             if submission.has_prepare_for_eval:
                 prepare_start_time = clock()
-                optimizer_state, model, model_state = submission.prepare_for_eval(
+                optimizer_state, model, model_state = _call(monitor, "prepare_for_eval", global_step, lambda: submission.prepare_for_eval(
                     workload, model, workload.model_params_types, model_state, hyperparameters,
                     workload.loss_type, optimizer_state, eval_results, global_step, prep_eval_rng,
-                )
+                ))
                 train_state["accumulated_submission_time"] += clock() - prepare_start_time
                 outcome.accumulated_submission_time = train_state["accumulated_submission_time"]
 

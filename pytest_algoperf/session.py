@@ -9,11 +9,10 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from pytest_algoperf.options import Settings
-from pytest_algoperf.run_plan import TrialSpec, plan_trials
+from pytest_algoperf.run_plan import StepTimeCase, TrialSpec, plan_step_times, plan_trials, workloads_for
 from pytest_algoperf.seeds import search_order_seed
 from pytest_algoperf.submission_loading import SubmissionPaths
 from pytest_algoperf.tuning import SearchSpaceError, generate_search, load_search_space
-from workloads.registry import list_workloads
 
 RECORD_PROPERTY = "algoperf_trial"
 
@@ -24,8 +23,10 @@ class BenchmarkSession:
     paths: SubmissionPaths
     submission_hash: str
     experiment: str
-    plan: List[TrialSpec]
+    plan: List[TrialSpec]  # time-to-target trials, or one smoke trial per workload
     notes: List[str]
+    step_time_plan: List[StepTimeCase] = dataclasses.field(default_factory=list)
+    first_point: Optional[Any] = None  # the first tuning point (None under self-tuning), for step-time runs
     records: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
@@ -58,9 +59,18 @@ class BenchmarkSession:
                 num_trials = len(points)
         elif paths.search_space_file is not None:
             notes.append(f"self-tuning: {paths.search_space_file.name} is ignored (hyperparameters=None)")
-        experiment = settings.experiment or paths.name + (f"-max-steps-{settings.max_steps}" if settings.is_development_run else "")
-        plan = plan_trials(list_workloads(), settings.studies, points, num_trials, settings.seed)
-        return cls(settings, paths, paths.content_hash(), experiment, plan, notes)
+        workloads = workloads_for(settings.mode, settings.variants)
+        if settings.mode == "time-to-target":
+            plan = plan_trials(workloads, settings.studies, points, num_trials, settings.seed)
+            suffix = f"-max-steps-{settings.max_steps}" if settings.is_development_run else ""
+        else:
+            # Smoke and step-time sessions: one run per workload with the first tuning point.
+            plan = plan_trials(workloads, 1, points, 1, settings.seed) if settings.mode == "smoke" else []
+            suffix = "-smoke" if settings.mode == "smoke" else "-step-time"
+        experiment = settings.experiment or paths.name + suffix
+        step_time_plan = plan_step_times(workloads) if settings.mode == "step-time" else []
+        first_point = points[0] if points else None
+        return cls(settings, paths, paths.content_hash(), experiment, plan, notes, step_time_plan=step_time_plan, first_point=first_point)
 
     def add_record(self, record: Dict[str, Any]) -> None:
         self.records[record["id"]] = record

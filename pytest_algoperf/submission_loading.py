@@ -71,9 +71,10 @@ def _short_traceback(error: BaseException) -> str:
 class Submission:
     """A loaded submission module with checked calls into it."""
 
-    def __init__(self, module: Any, paths: SubmissionPaths) -> None:
+    def __init__(self, module: Any, paths: SubmissionPaths, import_seconds: float = 0.0) -> None:
         self.module = module
         self.paths = paths
+        self.import_seconds = import_seconds  # wall time of the first import: work there is untimed
         missing = [name for name in REQUIRED_FUNCTIONS if not callable(getattr(module, name, None))]
         if missing:
             raise SubmissionError(
@@ -173,5 +174,9 @@ def import_submission_module(paths: SubmissionPaths) -> Any:
 
 
 def load_submission(path: Path) -> Submission:
+    import time
+
     paths = SubmissionPaths.resolve(path)
-    return Submission(import_submission_module(paths), paths)
+    start = time.perf_counter()
+    module = import_submission_module(paths)
+    return Submission(module, paths, import_seconds=time.perf_counter() - start)

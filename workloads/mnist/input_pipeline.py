@@ -32,7 +32,10 @@ SHUFFLE_BUFFER_BATCHES = 16  # upstream: shuffle(16 * global_batch_size)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_normalized(dataset_dir: str, mean: float, stddev: float) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def _load_normalized(
+    dataset_dir: str, mean: float, stddev: float, num_train: int = NUM_TRAIN
+) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """The three splits; validation is the rest of the training file after the first `num_train` digits."""
     root = Path(dataset_dir)
     train_images = read_idx(root / IDX_FILES["train_images"])
     train_labels = read_idx(root / IDX_FILES["train_labels"])
@@ -46,8 +49,8 @@ def _load_normalized(dataset_dir: str, mean: float, stddev: float) -> Dict[str, 
         return ((images.astype(np.float32) / PIXEL_MAX - mean) / stddev)[..., None]
 
     return {
-        "train": (normalise(train_images[:NUM_TRAIN]), train_labels[:NUM_TRAIN].astype(np.int64)),
-        "validation": (normalise(train_images[NUM_TRAIN:]), train_labels[NUM_TRAIN:].astype(np.int64)),
+        "train": (normalise(train_images[:num_train]), train_labels[:num_train].astype(np.int64)),
+        "validation": (normalise(train_images[num_train:]), train_labels[num_train:].astype(np.int64)),
         "test": (normalise(test_images), test_labels.astype(np.int64)),
     }
 
@@ -92,9 +95,9 @@ def _ordered_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, re
 
 
 def numpy_batches(
-    dataset_dir: Path, split: str, batch_size: int, seed: int, mean: float, stddev: float, repeat: bool
+    dataset_dir: Path, split: str, batch_size: int, seed: int, mean: float, stddev: float, repeat: bool, num_train: int = NUM_TRAIN
 ) -> Iterator[Dict[str, np.ndarray]]:
-    arrays = _load_normalized(str(dataset_dir), mean, stddev)
+    arrays = _load_normalized(str(dataset_dir), mean, stddev, num_train)
     if split in ("train", "eval_train"):
         return _shuffled_batches(*arrays["train"], batch_size=batch_size, seed=seed)
     if split in ("validation", "test"):

@@ -83,13 +83,35 @@ def check_arrays(arrays: Dict[str, np.ndarray]) -> Tuple[int, int]:
     return len(arrays["train_labels"]), len(arrays["test_labels"])
 
 
-def write_dataset(arrays: Dict[str, np.ndarray], dataset_dir: Path, source: str) -> Path:
-    num_train, num_test = check_arrays(arrays)
+def _write_files(arrays: Dict[str, np.ndarray], dataset_dir: Path) -> None:
     dataset_dir.mkdir(parents=True, exist_ok=True)
     (dataset_dir / MANIFEST_NAME).unlink(missing_ok=True)  # a rerun is unfinished until the new manifest lands
     for key, name in IDX_FILES.items():
         write_idx(dataset_dir / name, arrays[key])
+
+
+def write_dataset(arrays: Dict[str, np.ndarray], dataset_dir: Path, source: str) -> Path:
+    num_train, num_test = check_arrays(arrays)
+    _write_files(arrays, dataset_dir)
     return write_manifest(dataset_dir, IDX_FILES.values(), {"train": num_train, "test": num_test}, source)
+
+
+def write_subset(dataset_dir: Path, num_train: int, num_validation: int, num_test: int, seed: int = 0) -> Path:
+    """A small data set of random digits in the same IDX files, marked as a subset (smoke runs, tests).
+
+    The training file holds `num_train` training digits followed by `num_validation` validation digits.
+    """
+    rng = np.random.RandomState(seed)
+    total_train = num_train + num_validation
+    arrays = {
+        "train_images": rng.randint(0, 256, size=(total_train, 28, 28)).astype(np.uint8),
+        "train_labels": (np.arange(total_train) % 10).astype(np.uint8),
+        "test_images": rng.randint(0, 256, size=(num_test, 28, 28)).astype(np.uint8),
+        "test_labels": (np.arange(num_test) % 10).astype(np.uint8),
+    }
+    _write_files(arrays, dataset_dir)
+    counts = {"train": num_train, "validation": num_validation, "test": num_test}
+    return write_manifest(dataset_dir, IDX_FILES.values(), counts, "random digits", subset=True)
 
 
 def main(argv=None) -> int:

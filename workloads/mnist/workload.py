@@ -29,15 +29,15 @@ class MnistWorkload(BenchmarkWorkload):
 
     @property
     def num_train_examples(self) -> int:
-        return input_pipeline.NUM_TRAIN
+        return self.split_size("train", input_pipeline.NUM_TRAIN)
 
     @property
     def num_validation_examples(self) -> int:
-        return input_pipeline.NUM_VALIDATION
+        return self.split_size("validation", input_pipeline.NUM_VALIDATION)
 
     @property
     def num_test_examples(self) -> int:
-        return input_pipeline.NUM_TEST
+        return self.split_size("test", input_pipeline.NUM_TEST)
 
     @property
     def eval_batch_size(self) -> int:
@@ -79,6 +79,7 @@ class MnistWorkload(BenchmarkWorkload):
             mean=self.train_mean,
             stddev=self.train_stddev,
             repeat=bool(repeat_final_dataset),
+            num_train=self.num_train_examples,
         )
         return input_pipeline.torch_batches(batches, device)
 

@@ -1,0 +1,89 @@
+"""The CI gate's test items: one short checked run per workload (`--algoperf-smoke`).
+
+Ids read `test_smoke[ogbg-study0-trial1]`. Each item checks the submission's
+API, its batch sizes, the rules a program can check, and that its optimizer
+state checkpoints; it trains a few steps with two evals on tiny data that the
+workload's real preparation command made.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pytest_algoperf import rules, runner
+from pytest_algoperf.api_check import signature_problems
+from pytest_algoperf.call_monitor import CallMonitor
+from pytest_algoperf.checkpointing import checkpoint_round_trip
+from pytest_algoperf.session import RECORD_PROPERTY
+from pytest_algoperf.smoke import SMOKE_CALL_TIMEOUT_SEC, SMOKE_STEPS, untimed_work_problems
+from workloads.registry import WORKLOADS
+
+
+def _static_problems(submission, session) -> list:
+    problems = [f"API: {problem}" for problem in signature_problems(submission.module)]
+    findings = rules.workload_identification_findings(submission.source, WORKLOADS)
+    if findings:
+        problems.append(str(rules.RuleViolation("no-workload-identification", submission.paths.module_file.name, "; ".join(findings))))
+    return problems
+
+
+def test_smoke(
+    request,
+    algoperf_trial,
+    algoperf_session,
+    algoperf_workload,
+    algoperf_submission,
+    algoperf_hyperparameters,
+    algoperf_rngs,
+    algoperf_batch_sizes,
+    algoperf_input_queue,
+    algoperf_model,
+    algoperf_trial_logger,
+    algoperf_device,
+    algoperf_data_dir,
+):
+    """The submission trains, evaluates and checkpoints on this workload without breaking the API or the rules."""
+    settings = algoperf_session.settings
+    problems = _static_problems(algoperf_submission, algoperf_session)
+    untimed = untimed_work_problems(algoperf_submission.import_seconds, request.node.algoperf_batch_size_seconds)
+    if untimed:
+        problems.append(str(rules.RuleViolation("no-untimed-work", algoperf_submission.paths.module_file.name, "; ".join(untimed))))
+
+    model, model_state = algoperf_model
+    monitor = CallMonitor(timeout=settings.timeout or SMOKE_CALL_TIMEOUT_SEC, strict=True)
+    monitor.watch(algoperf_workload, algoperf_hyperparameters, model, algoperf_input_queue)
+    outcome = runner.run_trial(
+        algoperf_workload, algoperf_submission, algoperf_hyperparameters, model, model_state, algoperf_input_queue,
+        algoperf_rngs,
+        runner.TrialSettings(
+            ruleset=settings.ruleset,
+            data_dir=algoperf_data_dir,
+            max_allowed_runtime_sec=math.inf,
+            global_eval_batch_size=algoperf_batch_sizes[1],
+            max_global_steps=SMOKE_STEPS,
+        ),
+        logger=algoperf_trial_logger,
+        clock=runner.synchronized_clock(algoperf_device),
+        monitor=monitor,
+    )
+    notes = []
+    if outcome.failure is not None:
+        problems.append(f"submission error after {outcome.global_step} steps: {outcome.failure}")
+    else:
+        checkpoint_problems, notes = checkpoint_round_trip(outcome.optimizer_state)
+        problems += checkpoint_problems
+    request.node.user_properties.append((RECORD_PROPERTY, {
+        "kind": "smoke",
+        "id": algoperf_trial.id,
+        "workload": algoperf_trial.workload,
+        "steps": outcome.global_step,
+        "evals": len(outcome.eval_results),
+        "batch_size": algoperf_batch_sizes[0],
+        "peak_memory_mb": monitor.peak_step_memory_bytes / 2**20,
+        "status": "error" if problems else "passed",
+        "notes": notes,
+    }))
+    if problems:
+        pytest.fail(" | ".join(problems), pytrace=False)

@@ -1,0 +1,63 @@
+"""Tiny prepared data sets for smoke runs, made by each workload's real preparation command.
+
+Each writer generates a few dozen examples in the official raw layout (or, for
+MNIST, in the IDX files themselves), runs the real preparation path on them and
+leaves a data dir marked as a subset: real shapes, dtypes, keys and code paths,
+with evaluation over a handful of examples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict
+
+
+def _mnist(data_dir: Path) -> None:
+    from workloads.mnist import prepare
+
+    prepare.write_subset(data_dir / "mnist", num_train=256, num_validation=64, num_test=64)
+
+
+def _ogbg(data_dir: Path) -> None:
+    from workloads.ogbg import prepare
+    from workloads.ogbg.raw_format import write_release
+    from workloads.ogbg.synthetic import random_molecules
+
+    molecules = random_molecules(120, seed=0, split_fractions=(0.5, 0.25, 0.25), positive_fraction=0.05, missing_fraction=0.3)
+    raw = write_release(data_dir / "ogbg_smoke_raw" / "pcba", molecules)
+    prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw)])
+
+
+def _wmt(data_dir: Path) -> None:
+    from workloads.wmt import prepare, sample_data
+
+    raw = sample_data.write_raw_dir(data_dir / "wmt_smoke_raw", copies=1)
+    prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw), "--vocab-size", "300", "--max-length", "16"])
+
+
+def _criteo1tb(data_dir: Path) -> None:
+    from workloads.criteo1tb import prepare
+    from workloads.criteo1tb.sample_data import write_raw_dump
+
+    # Day 23 in 21 files of 20 lines: 19 test files, 2 validation files (the reference's split rule).
+    raw = write_raw_dump(data_dir / "criteo1tb_smoke_raw", {0: 400, 23: 420}, seed=0, split_days={23: 20})
+    prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw), "--subset", "--workers", "1"])
+
+
+SMOKE_DATA_WRITERS: Dict[str, Callable[[Path], None]] = {
+    "mnist": _mnist,
+    "ogbg": _ogbg,
+    "wmt": _wmt,
+    "criteo1tb": _criteo1tb,
+}
+
+
+def prepare_smoke_data(dataset_name: str, data_dir: Path) -> None:
+    """Writes the tiny prepared data set of `dataset_name` under `data_dir` (once; a finished one is kept)."""
+    if (data_dir / dataset_name / "manifest.json").is_file():
+        return
+    try:
+        writer = SMOKE_DATA_WRITERS[dataset_name]
+    except KeyError:
+        raise KeyError(f"No smoke data writer for data set {dataset_name!r}; add one to workloads/smoke_data.py.") from None
+    writer(data_dir)
