@@ -87,13 +87,7 @@ def plan_trials(
 
 
 def as_params(plan: Sequence[Any]) -> List[Any]:
-    """Items with their workload markers; `xdist_group` keeps a data-set family on one worker under
-    `--dist loadgroup`, so two of the largest models never share a machine's memory."""
     return [
-        pytest.param(
-            spec,
-            id=spec.id,
-            marks=[getattr(pytest.mark, name) for name in markers_for(spec.entry)] + [pytest.mark.xdist_group(spec.entry.family)],
-        )
+        pytest.param(spec, id=spec.id, marks=[getattr(pytest.mark, name) for name in markers_for(spec.entry)])
         for spec in plan
     ]
