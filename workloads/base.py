@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import ClassVar, Dict, Optional
+from typing import ClassVar, Dict, Iterator, Optional
 
 from pytest_algoperf import spec
 from scoring.versions import VersionError, load_version
@@ -105,6 +105,17 @@ class BenchmarkWorkload(spec.Workload):
         self._init_aux_dropout_rate = aux_dropout_rate
 
     # --- data --------------------------------------------------------------
+    def _cached_eval_batches(
+        self, split: str, rng: spec.RandomState, data_dir: str, global_batch_size: int, num_batches: Optional[int] = None
+    ) -> Iterator[Dict[str, spec.Tensor]]:
+        """The split's endless eval iterator, built on the first eval and reused (as upstream caches it,
+        so the eval_train sample stays the same across evals)."""
+        if split not in self._eval_iters:
+            self._eval_iters[split] = self._build_input_queue(
+                rng, split, data_dir, global_batch_size, cache=True, repeat_final_dataset=True, num_batches=num_batches
+            )
+        return self._eval_iters[split]
+
     def use_prepared_data(self, data_dir: str) -> None:
         """Adopts the split sizes of a subset data dir, so evals cover exactly the examples there."""
         from workloads.data_manifest import subset_counts

@@ -194,14 +194,11 @@ class Criteo1TbWorkload(BenchmarkWorkload):
     ) -> Dict[str, float]:
         del model_state, global_step
         num_batches = math.ceil(num_examples / global_batch_size)
-        if split not in self._eval_iters:
-            # Built on the first eval and repeated forever; upstream seeds eval_train's file order with the eval rng.
-            self._eval_iters[split] = self._build_input_queue(
-                rng, split, data_dir, global_batch_size, num_batches=num_batches, repeat_final_dataset=True
-            )
+        # Upstream seeds eval_train's file order with the first eval's rng.
+        batches = self._cached_eval_batches(split, rng, data_dir, global_batch_size, num_batches)
         total = None
         for _ in range(num_batches):
-            summed = self._eval_batch(params, next(self._eval_iters[split]))
+            summed = self._eval_batch(params, next(batches))
             total = summed if total is None else total + summed  # stays on the device: one sync per split
         if pytorch_setup()[0]:
             dist.all_reduce(total)

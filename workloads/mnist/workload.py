@@ -160,13 +160,9 @@ class MnistWorkload(BenchmarkWorkload):
     ) -> Dict[str, float]:
         del model_state, global_step
         data_rng, _ = prng.split(rng, 2)
-        if split not in self._eval_iters:
-            # Created on the first eval and reused, so the eval_train subset stays fixed.
-            self._eval_iters[split] = self._build_input_queue(
-                data_rng, split, data_dir, global_batch_size, cache=True, repeat_final_dataset=True
-            )
+        batches = self._cached_eval_batches(split, data_rng, data_dir, global_batch_size)
         totals: Dict[str, Any] = {"accuracy": 0.0, "loss": 0.0}
         for _ in range(math.ceil(num_examples / global_batch_size)):
-            sums = self._eval_batch_sums(params, next(self._eval_iters[split]))
+            sums = self._eval_batch_sums(params, next(batches))
             totals = {key: totals[key] + sums[key] for key in totals}
         return {key: float(value) / num_examples for key, value in totals.items()}

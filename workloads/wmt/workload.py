@@ -217,12 +217,8 @@ class WmtWorkload(BenchmarkWorkload):
     ) -> Dict[str, float]:
         del model_state, global_step
         num_batches = math.ceil(num_examples / global_batch_size)
-        if split not in self._eval_iters:
-            # Built on the first eval and reused: it repeats its first num_batches batches forever.
-            self._eval_iters[split] = self._build_input_queue(
-                rng, split, data_dir, global_batch_size, repeat_final_dataset=True, num_batches=num_batches
-            )
-        batches = self._eval_iters[split]
+        # Repeats its first num_batches batches forever.
+        batches = self._cached_eval_batches(split, rng, data_dir, global_batch_size, num_batches)
         totals = sum(self._token_sums(params, next(batches)) for _ in range(num_batches))
         totals = self._all_ranks_sum(totals)
         loss, correct, tokens = totals.tolist()
