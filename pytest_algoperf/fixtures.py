@@ -145,6 +145,50 @@ def algoperf_model(
 
 
 @pytest.fixture
+def algoperf_run_trial(
+    algoperf_session: BenchmarkSession,
+    algoperf_workload: BenchmarkWorkload,
+    algoperf_submission: Submission,
+    algoperf_hyperparameters: Any,
+    algoperf_rngs: runner.TrialRngs,
+    algoperf_batch_sizes: Tuple[int, int],
+    algoperf_input_queue: Iterator[Any],
+    algoperf_model: Tuple[Any, Any],
+    algoperf_trial_logger: results.TrialLogger,
+    algoperf_device: Any,
+    algoperf_data_dir: str,
+):
+    """This item's trial, ready to train: call `run(max_allowed_runtime_sec, max_global_steps, monitor)`.
+
+    The run happens in the test body, so what goes wrong in it fails the item rather than erroring its set-up.
+    """
+
+    def run(max_allowed_runtime_sec: float, max_global_steps: Any, monitor: Any = None) -> runner.TrialOutcome:
+        model, model_state = algoperf_model
+        return runner.run_trial(
+            algoperf_workload,
+            algoperf_submission,
+            algoperf_hyperparameters,
+            model,
+            model_state,
+            algoperf_input_queue,
+            algoperf_rngs,
+            runner.TrialSettings(
+                ruleset=algoperf_session.settings.ruleset,
+                data_dir=algoperf_data_dir,
+                max_allowed_runtime_sec=max_allowed_runtime_sec,
+                global_eval_batch_size=algoperf_batch_sizes[1],
+                max_global_steps=max_global_steps,
+            ),
+            logger=algoperf_trial_logger,
+            clock=runner.synchronized_clock(algoperf_device),
+            monitor=monitor,
+        )
+
+    return run
+
+
+@pytest.fixture
 def algoperf_trial_logger(
     algoperf_trial: TrialSpec,
     algoperf_session: BenchmarkSession,

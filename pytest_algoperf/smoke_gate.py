@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from pytest_algoperf import rules, runner
+from pytest_algoperf import rules
 from pytest_algoperf.api_check import signature_problems
 from pytest_algoperf.call_monitor import CallMonitor
 from pytest_algoperf.checkpointing import checkpoint_round_trip
@@ -36,13 +36,10 @@ def test_smoke(
     algoperf_workload,
     algoperf_submission,
     algoperf_hyperparameters,
-    algoperf_rngs,
     algoperf_batch_sizes,
     algoperf_input_queue,
     algoperf_model,
-    algoperf_trial_logger,
-    algoperf_device,
-    algoperf_data_dir,
+    algoperf_run_trial,
 ):
     """The submission trains, evaluates and checkpoints on this workload without breaking the API or the rules."""
     settings = algoperf_session.settings
@@ -51,23 +48,9 @@ def test_smoke(
     if untimed:
         problems.append(str(rules.RuleViolation("no-untimed-work", algoperf_submission.paths.module_file.name, "; ".join(untimed))))
 
-    model, model_state = algoperf_model
     monitor = CallMonitor(timeout=settings.timeout or SMOKE_CALL_TIMEOUT_SEC, strict=True)
-    monitor.watch(algoperf_workload, algoperf_hyperparameters, model, algoperf_input_queue)
-    outcome = runner.run_trial(
-        algoperf_workload, algoperf_submission, algoperf_hyperparameters, model, model_state, algoperf_input_queue,
-        algoperf_rngs,
-        runner.TrialSettings(
-            ruleset=settings.ruleset,
-            data_dir=algoperf_data_dir,
-            max_allowed_runtime_sec=math.inf,
-            global_eval_batch_size=algoperf_batch_sizes[1],
-            max_global_steps=SMOKE_STEPS,
-        ),
-        logger=algoperf_trial_logger,
-        clock=runner.synchronized_clock(algoperf_device),
-        monitor=monitor,
-    )
+    monitor.watch(algoperf_workload, algoperf_hyperparameters, algoperf_model[0], algoperf_input_queue)
+    outcome = algoperf_run_trial(math.inf, SMOKE_STEPS, monitor)
     notes = []
     if outcome.failure is not None:
         problems.append(f"submission error after {outcome.global_step} steps: {outcome.failure}")

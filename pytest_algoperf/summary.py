@@ -9,6 +9,7 @@ records of this session add steps and statuses. With reference logs
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, Dict, List
 
 from pytest_algoperf.results import write_atomically
@@ -69,14 +70,6 @@ def summary_rows(session: BenchmarkSession, result) -> List[Dict[str, Any]]:
     return rows
 
 
-def median(values: List[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if not ordered:
-        return math.nan
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def _format_time(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}"
 
@@ -100,7 +93,7 @@ def render_rows(rows: List[Dict[str, Any]], session: BenchmarkSession) -> str:
                 f"  {row['study']:>5}  {_format_time(row['time_to_target_s']):>18}  {row['trial'] or '-':>5}  "
                 f"{steps:>8}  {row['trials_reached']:>7}  {row['status']}"
             )
-        lines.append(f"  {'median':>5}  {_format_time(median([row['time_to_target_s'] for row in workload_rows])):>18}")
+        lines.append(f"  {'median':>5}  {_format_time(statistics.median(row['time_to_target_s'] for row in workload_rows)):>18}")
     lines += ["", f"result logs: {session.experiment_dir}"]
     return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -46,7 +47,13 @@ def device_description() -> str:
 
 
 def system_meta_data(repo_dir: Optional[Path] = None) -> Dict[str, Any]:
-    """Upstream's software/hardware meta_data keys (utilisation sampling left out)."""
+    """Upstream's software/hardware meta_data keys (utilisation sampling left out); a fresh copy each call."""
+    return dict(_system_meta_data(repo_dir))
+
+
+@functools.lru_cache(maxsize=None)
+def _system_meta_data(repo_dir: Optional[Path]) -> Dict[str, Any]:
+    """Constant for a process, so the git and device queries run once, not once per trial."""
     import torch
 
     gpu_count = torch.cuda.device_count()
