@@ -79,8 +79,8 @@ def training_step_ms(dataset_dir: Path, steps: int) -> Optional[float]:
     """One NAdamW step of the full criteo1tb model at batch 262,144 on the GPU, in milliseconds."""
     if not torch.cuda.is_available():
         return None
-    from pytest_algoperf import random_utils as prng
-    from pytest_algoperf.compat import install_upstream_aliases
+    from pytest_algoperf.api import random_utils as prng
+    from pytest_algoperf.api.upstream_names import install_upstream_aliases
     from workloads.registry import get_workload
 
     install_upstream_aliases()  # the baseline imports `algoperf.spec`

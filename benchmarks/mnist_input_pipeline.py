@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from pytest_algoperf import random_utils as prng
+from pytest_algoperf.api import random_utils as prng
 from workloads.registry import get_workload
 
 

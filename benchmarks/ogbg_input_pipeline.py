@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pytest_algoperf import random_utils as prng
+from pytest_algoperf.api import random_utils as prng
 from workloads.ogbg import input_pipeline, prepare
 from workloads.ogbg.prepared_data import load_split
 from workloads.ogbg.synthetic import random_molecules
@@ -64,7 +64,7 @@ def pipeline_report(dataset_dir: Path, num_batches: int) -> None:
 
 
 def step_time_report(data_dir: Path, num_steps: int) -> None:
-    from pytest_algoperf.compat import install_upstream_aliases
+    from pytest_algoperf.api.upstream_names import install_upstream_aliases
 
     install_upstream_aliases()
     from submissions.nadamw import submission

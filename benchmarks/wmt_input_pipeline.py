@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pytest_algoperf import random_utils as prng
+from pytest_algoperf.api import random_utils as prng
 from workloads.registry import get_workload
 from workloads.wmt import input_pipeline, prepare
 from workloads.wmt.token_arrays import RaggedTokens, TokenizedPairs, write_split
@@ -66,9 +66,9 @@ def pipeline_rates(dataset_dir: Path, num_batches: int) -> None:
 
 def gpu_step_time(data_dir: Path, steps: int) -> None:
     """Seconds per NAdamW training step of the compiled base model at batch 128, as the baseline trains."""
-    from pytest_algoperf.compat import install_upstream_aliases
+    from pytest_algoperf.api.upstream_names import install_upstream_aliases
     from pytest_algoperf.compilation import compile_like_upstream
-    from pytest_algoperf.tuning import hyperparameters_from_dict
+    from pytest_algoperf.api.halton import hyperparameters_from_dict
 
     install_upstream_aliases()
     from submissions.nadamw import submission

@@ -1,7 +1,7 @@
 """pytest-algoperf: the AlgoPerf training-algorithms benchmark as a pytest plugin.
 
 `list_workloads()` and `get_workload(name)` give the workload registry; the
-AlgoPerf API lives in `pytest_algoperf.spec`.
+AlgoPerf API lives in `pytest_algoperf.api` (`pytest_algoperf.api.spec` and friends).
 """
 
 __version__ = "0.1.0"

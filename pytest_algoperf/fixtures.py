@@ -16,7 +16,7 @@ from pytest_algoperf.session import SESSION_KEY, BenchmarkSession
 from pytest_algoperf.smoke import reduced_batch_sizes, timed
 from pytest_algoperf.submission_loading import Submission, SubmissionError, load_submission
 from pytest_algoperf.system_info import system_meta_data
-from pytest_algoperf.tuning import hyperparameters_as_dict
+from pytest_algoperf.api.halton import hyperparameters_as_dict
 from workloads.base import BenchmarkWorkload, DataProblem
 from workloads.registry import get_workload
 from workloads.smoke_data import prepare_smoke_data
@@ -29,7 +29,7 @@ def algoperf_session(request: pytest.FixtureRequest) -> BenchmarkSession:
 
 @pytest.fixture(scope="session")
 def algoperf_device(request: pytest.FixtureRequest) -> Any:
-    from pytest_algoperf.pytorch_utils import pytorch_setup
+    from pytest_algoperf.api.pytorch_utils import pytorch_setup
 
     device = pytorch_setup()[2]
     worker_count = getattr(request.config, "workerinput", {}).get("workercount")
@@ -97,7 +97,7 @@ def algoperf_batch_sizes(
     train_size, seconds = timed(algoperf_submission.batch_size, entry.name, entry.base)
     request.node.algoperf_batch_size_seconds = seconds
     eval_size = algoperf_submission.eval_batch_size(entry.name, algoperf_workload.eval_batch_size)
-    from pytest_algoperf.pytorch_utils import pytorch_setup
+    from pytest_algoperf.api.pytorch_utils import pytorch_setup
 
     n_gpus = pytorch_setup()[3]
     for label, size in (("get_batch_size", train_size), ("get_eval_batch_size", eval_size)):

@@ -29,8 +29,8 @@ import time
 import types
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf.spec import TrainingCompleteError
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api.spec import TrainingCompleteError
 from pytest_algoperf.submission_loading import Submission, SubmissionError
 
 Clock = Callable[[], float]
@@ -56,7 +56,7 @@ def synchronized_clock(device: Any, use_ddp: bool = False) -> Clock:
             torch.cuda.synchronize(device)
         current = time.time()
         if use_ddp:
-            from pytest_algoperf.pytorch_utils import sync_ddp_time
+            from pytest_algoperf.api.pytorch_utils import sync_ddp_time
 
             current = sync_ddp_time(current, device)
         return current

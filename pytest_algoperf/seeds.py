@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from pytest_algoperf.random_utils import MAX_INT32
+from pytest_algoperf.api.random_utils import MAX_INT32
 
 
 def derive_seed(*parts: object) -> int:

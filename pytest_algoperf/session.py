@@ -12,7 +12,7 @@ from pytest_algoperf.options import Settings
 from pytest_algoperf.run_plan import StepTimeCase, TrialSpec, plan_step_times, plan_trials, workloads_for
 from pytest_algoperf.seeds import search_order_seed
 from pytest_algoperf.submission_loading import SubmissionPaths
-from pytest_algoperf.tuning import SearchSpaceError, generate_search, load_search_space
+from pytest_algoperf.api.halton import SearchSpaceError, generate_search, load_search_space
 
 RECORD_PROPERTY = "algoperf_trial"
 

@@ -21,7 +21,7 @@ from pytest_algoperf.fixtures import ready_workload
 from pytest_algoperf.seeds import derive_seed
 from pytest_algoperf.session import RECORD_PROPERTY
 from pytest_algoperf.submission_loading import load_submission
-from pytest_algoperf.tuning import generate_search, load_search_space
+from pytest_algoperf.api.halton import generate_search, load_search_space
 
 WARMUP_STEPS = 2  # first steps pay for lazy initialisation
 TIMED_STEPS = 10

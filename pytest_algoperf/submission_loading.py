@@ -11,8 +11,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from pytest_algoperf.compat import install_upstream_aliases
-from pytest_algoperf.spec import TrainingCompleteError
+from pytest_algoperf.api.upstream_names import install_upstream_aliases
+from pytest_algoperf.api.spec import TrainingCompleteError
 
 REQUIRED_FUNCTIONS = ("get_batch_size", "init_optimizer_state", "update_params", "data_selection")
 SEARCH_SPACE_FILE = "tuning_search_space.json"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf.param_utils import ParameterType
-from pytest_algoperf.spec import ForwardPassMode, LossType
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api.param_utils import ParameterType
+from pytest_algoperf.api.spec import ForwardPassMode, LossType
 from workloads.mnist import idx_format, input_pipeline, prepare
 from workloads.registry import get_workload
 

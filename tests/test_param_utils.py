@@ -2,8 +2,8 @@
 
 import pytest
 
-from pytest_algoperf.param_utils import ParameterType as T
-from pytest_algoperf.param_utils import ShapeTuple, parameter_type_of
+from pytest_algoperf.api.param_utils import ParameterType as T
+from pytest_algoperf.api.param_utils import ShapeTuple, parameter_type_of
 
 
 @pytest.mark.parametrize(

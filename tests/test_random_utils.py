@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pytest_algoperf import random_utils as prng
+from pytest_algoperf.api import random_utils as prng
 
 MAX_INT32 = 2**31 - 1
 

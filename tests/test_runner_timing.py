@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import pytest
 
 from pytest_algoperf import runner
-from pytest_algoperf.spec import LossType
+from pytest_algoperf.api.spec import LossType
 from pytest_algoperf.submission_loading import load_submission
 
 START = 1_000_000.0  # epoch-like: the first step is eval-eligible because last_eval_time starts at 0

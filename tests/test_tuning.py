@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_algoperf import tuning
+from pytest_algoperf.api import halton as tuning
 
 
 def _hand_scrambled_point(index: int, base: int) -> float:

@@ -45,7 +45,7 @@ def data_selection(workload, input_queue, optimizer_state, current_param_contain
 
 def test_upstream_import_names_resolve_to_this_package():
     code = textwrap.dedent('''
-        from pytest_algoperf.compat import install_upstream_aliases
+        from pytest_algoperf.api.upstream_names import install_upstream_aliases
         install_upstream_aliases()
         import algoperf.spec, algorithmic_efficiency.random_utils, pytest_algoperf.spec, pytest_algoperf.random_utils
         from algoperf import halton, param_utils, init_utils, data_utils
@@ -63,7 +63,7 @@ def test_a_real_installed_algoperf_package_is_never_shadowed(tmp_path):
     (fake / "__init__.py").write_text("REAL = True\n")
     (fake / "spec.py").write_text("WHICH = 'installed'\n")
     code = textwrap.dedent('''
-        from pytest_algoperf.compat import install_upstream_aliases
+        from pytest_algoperf.api.upstream_names import install_upstream_aliases
         install_upstream_aliases()
         import algoperf, algoperf.spec
         assert algoperf.REAL and algoperf.spec.WHICH == "installed"

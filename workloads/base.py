@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar, Dict, Iterator, Optional
 
-from pytest_algoperf import spec
+from pytest_algoperf.api import spec
 from scoring.versions import VersionError, load_version
 
 DEFAULT_BENCHMARK_VERSION = "v0.6"

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf.param_utils import ParameterType, pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.spec import ForwardPassMode
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api.param_utils import ParameterType, pytorch_param_shapes, pytorch_param_types
+from pytest_algoperf.api.spec import ForwardPassMode
 from workloads.criteo1tb.model import DLRMResNet, DlrmSmall, DotInteract
 from workloads.registry import get_workload
 

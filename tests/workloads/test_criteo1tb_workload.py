@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf.spec import LossType
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api.spec import LossType
 from workloads.criteo1tb import prepare
 from workloads.criteo1tb.sample_data import write_raw_dump
 from workloads.registry import get_workload

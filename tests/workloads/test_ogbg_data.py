@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
+from pytest_algoperf.api import random_utils as prng
 from workloads.data_manifest import write_manifest
 from workloads.ogbg import input_pipeline, prepare
 from workloads.ogbg.batching import Budget, GraphTooLargeError, assemble, count_that_fit

@@ -7,9 +7,9 @@ import collections
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf.param_utils import ParameterType
-from pytest_algoperf.spec import ForwardPassMode
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api.param_utils import ParameterType
+from pytest_algoperf.api.spec import ForwardPassMode
 from workloads.ogbg.graphs import GraphsTuple
 from workloads.ogbg.model import GNN
 from workloads.registry import get_workload

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf.spec import LossType
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api.spec import LossType
 from workloads.ogbg import prepare
 from workloads.ogbg.metrics import EvalTotals, mean_average_precision
 from workloads.ogbg.raw_format import write_release

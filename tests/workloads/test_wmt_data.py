@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
+from pytest_algoperf.api import random_utils as prng
 from workloads.registry import get_workload
 from workloads.wmt import input_pipeline, prepare, raw_format, sample_data, tokenizer
 from workloads.wmt.token_arrays import load_split

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf.param_utils import ParameterType, pytorch_param_shapes, pytorch_param_types
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api.param_utils import ParameterType, pytorch_param_shapes, pytorch_param_types
 from workloads.registry import get_workload
 from workloads.wmt.model import Transformer, TransformerConfig
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf.spec import ForwardPassMode, LossType
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api.spec import ForwardPassMode, LossType
 from workloads.registry import get_workload
 from workloads.wmt import decode, prepare, sample_data
 from workloads.wmt.model import TransformerConfig

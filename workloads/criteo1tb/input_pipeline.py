@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from pytest_algoperf.data_utils import shard_and_maybe_pad_np
+from pytest_algoperf.api.data_utils import shard_and_maybe_pad_np
 from workloads.criteo1tb.features import NUM_INPUTS
 from workloads.criteo1tb.prepared_data import Chunk, ChunkReader, chunks_of_split, read_index
 

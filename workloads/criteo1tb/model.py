@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytest_algoperf.pytorch_utils import CustomDropout, SequentialWithDropout
+from pytest_algoperf.api.pytorch_utils import CustomDropout, SequentialWithDropout
 
 DROPOUT_RATE = 0.0  # the reference's default dropout for criteo1tb
 NUM_EMBEDDING_CHUNKS = 4  # upstream splits the table into 4 parameters

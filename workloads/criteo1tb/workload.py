@@ -10,9 +10,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from pytest_algoperf import spec
-from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.pytorch_utils import pytorch_setup
+from pytest_algoperf.api import spec
+from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
+from pytest_algoperf.api.pytorch_utils import pytorch_setup
 from workloads.base import BenchmarkWorkload
 from workloads.criteo1tb import input_pipeline, prepared_data
 from workloads.criteo1tb.model import DROPOUT_RATE, DLRMResNet, DlrmSmall

@@ -15,7 +15,7 @@ from typing import Dict, Iterator, Tuple
 
 import numpy as np
 
-from pytest_algoperf.data_utils import shard_and_maybe_pad_np
+from pytest_algoperf.api.data_utils import shard_and_maybe_pad_np
 from workloads.mnist.idx_format import read_idx
 
 IDX_FILES = {

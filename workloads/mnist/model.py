@@ -5,7 +5,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from pytest_algoperf.init_utils import pytorch_default_init
+from pytest_algoperf.api.init_utils import pytorch_default_init
 
 INPUT_SIZE = 28 * 28
 NUM_HIDDEN = 128

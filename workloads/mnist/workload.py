@@ -9,10 +9,10 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf import spec
-from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.pytorch_utils import pytorch_setup
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api import spec
+from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
+from pytest_algoperf.api.pytorch_utils import pytorch_setup
 from workloads.base import BenchmarkWorkload
 from workloads.mnist import input_pipeline
 from workloads.mnist.model import MnistMLP

@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, TypeVar
 
 import numpy as np
 
-from pytest_algoperf import random_utils as prng
+from pytest_algoperf.api import random_utils as prng
 from workloads.ogbg.batching import Budget, NumpyBatch, assemble, concatenate, count_that_fit
 from workloads.ogbg.graphs import GraphsTuple
 from workloads.ogbg.prepared_data import GraphSplit

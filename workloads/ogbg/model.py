@@ -24,8 +24,8 @@ from typing import Callable, Dict, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from pytest_algoperf.init_utils import pytorch_default_init
-from pytest_algoperf.pytorch_utils import CustomDropout, SequentialWithDropout
+from pytest_algoperf.api.init_utils import pytorch_default_init
+from pytest_algoperf.api.pytorch_utils import CustomDropout, SequentialWithDropout
 from workloads.ogbg.graphs import GraphsTuple
 
 DROPOUT_RATE = 0.1  # upstream's default when model_fn gets no rate

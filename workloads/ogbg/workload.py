@@ -23,10 +23,10 @@ from typing import Dict, Iterator, Optional, Tuple
 import numpy as np
 import torch
 
-from pytest_algoperf import random_utils as prng
-from pytest_algoperf import spec
-from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.pytorch_utils import pytorch_setup
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api import spec
+from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
+from pytest_algoperf.api.pytorch_utils import pytorch_setup
 from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.ogbg import input_pipeline, prepare
 from workloads.ogbg.metrics import EvalTotals, sigmoid_cross_entropy

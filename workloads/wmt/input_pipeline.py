@@ -28,7 +28,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pytest_algoperf.data_utils import shard_and_maybe_pad_np
+from pytest_algoperf.api.data_utils import shard_and_maybe_pad_np
 from workloads.wmt.prepare import METADATA_NAME
 from workloads.wmt.token_arrays import TokenizedPairs, load_split
 from workloads.wmt.tokenizer import MODEL_FILE_NAME, Tokenizer

@@ -15,9 +15,9 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from pytest_algoperf import spec
-from pytest_algoperf.param_utils import pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.pytorch_utils import pytorch_setup
+from pytest_algoperf.api import spec
+from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
+from pytest_algoperf.api.pytorch_utils import pytorch_setup
 from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.wmt import bleu, decode, input_pipeline
 from workloads.wmt.model import DROPOUT_RATE, Transformer, TransformerConfig
