@@ -127,6 +127,7 @@ class CallMonitor:
             self._check_batch_keys(result, where)
         elif function in ("update_params", "prepare_for_eval"):
             self._check_parameter_shapes(result[1], where)
+            self._check_parameters_finite(result[1], function, step)
 
     # --- the checks ------------------------------------------------------------------------
     def _check_unchanged(self, where: str) -> None:
@@ -147,7 +148,9 @@ class CallMonitor:
         if changed:
             raise rules.RuleViolation("init-leaves-model-alone", where, f"parameters changed: {', '.join(changed[:5])}")
 
-    def _check_batch_keys(self, batch: Dict[str, Any], where: str) -> None:
+    def _check_batch_keys(self, batch: Any, where: str) -> None:
+        if not isinstance(batch, dict):
+            return  # upstream hands any other value to update_params unchanged (e.g. the queue itself)
         missing = sorted(self._queue.keys - set(batch)) if self._queue is not None else []
         if missing:
             raise SubmissionError(
@@ -167,6 +170,20 @@ class CallMonitor:
                 f"{where}: returned params whose shapes differ from the model's ({', '.join(differing[:5])}); "
                 "return the model with its parameters' shapes unchanged"
             )
+
+    @staticmethod
+    def _check_parameters_finite(params: Any, function: str, step: int) -> None:
+        """Smoke runs catch divergence at the update that causes it, not at the next eval."""
+        import torch
+
+        module = getattr(params, "module", None) or getattr(params, "_orig_mod", None) or params
+        with torch.no_grad():
+            for name, parameter in module.named_parameters():
+                if not bool(torch.isfinite(parameter).all()):
+                    raise SubmissionError(
+                        f"training diverged in {function} at step {step}: parameter {name} is not finite; "
+                        "lower the learning rate, clip gradients, or check the update rule"
+                    )
 
     # --- memory ------------------------------------------------------------------------------------
     def _reset_memory_peak(self) -> None:

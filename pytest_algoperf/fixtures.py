@@ -15,7 +15,7 @@ from pytest_algoperf.run_plan import TrialSpec
 from pytest_algoperf.session import SESSION_KEY, BenchmarkSession
 from pytest_algoperf.smoke import reduced_batch_sizes, timed
 from pytest_algoperf.submission_loading import Submission, SubmissionError, load_submission
-from pytest_algoperf.system_info import system_meta_data
+from pytest_algoperf.run_description import trial_flags, trial_meta_data
 from pytest_algoperf.api.halton import hyperparameters_as_dict
 from workloads.base import BenchmarkWorkload, DataProblem
 from workloads.registry import get_workload
@@ -31,7 +31,10 @@ def algoperf_session(request: pytest.FixtureRequest) -> BenchmarkSession:
 def algoperf_device(request: pytest.FixtureRequest) -> Any:
     from pytest_algoperf.api.pytorch_utils import pytorch_setup
 
+    from pytest_algoperf.device_settings import apply_benchmark_settings
+
     device = pytorch_setup()[2]
+    apply_benchmark_settings(request.config.stash[SESSION_KEY].settings.benchmark_version)
     worker_count = getattr(request.config, "workerinput", {}).get("workercount")
     if device.type == "cpu" and worker_count:
         # xdist workers share the cores instead of each taking all of them.
@@ -134,7 +137,8 @@ def algoperf_model(
     algoperf_device: Any,
 ) -> Tuple[Any, Any]:
     """(model, model_state), initialised from the trial's model rng and compiled where upstream compiles."""
-    if algoperf_submission.api_version == "v0.5":
+    if algoperf_submission.api_version == "v0.5" or _version_fixes_dropout(algoperf_session.settings.benchmark_version):
+        # v0.5's runner built the model with the trial's dropout rates; model_fn then took none.
         algoperf_workload.fix_dropout_at_init(
             getattr(algoperf_hyperparameters, "dropout_rate", None), getattr(algoperf_hyperparameters, "aux_dropout_rate", None)
         )
@@ -142,6 +146,12 @@ def algoperf_model(
     if should_compile(algoperf_session.settings.torch_compile, algoperf_device):
         model = compile_like_upstream(algoperf_workload, model, algoperf_trial.entry.base)
     return model, model_state
+
+
+def _version_fixes_dropout(benchmark_version: str) -> bool:
+    from scoring.versions import load_version
+
+    return bool(load_version(benchmark_version).runner.get("dropout_fixed_at_init", False))
 
 
 @pytest.fixture
@@ -179,6 +189,9 @@ def algoperf_run_trial(
                 max_allowed_runtime_sec=max_allowed_runtime_sec,
                 global_eval_batch_size=algoperf_batch_sizes[1],
                 max_global_steps=max_global_steps,
+                protocol=runner.RunnerProtocol.of_version(algoperf_session.settings.benchmark_version),
+                stop_on_divergence=algoperf_session.settings.stop_diverged,
+                strict=algoperf_session.settings.mode == "smoke",
             ),
             logger=algoperf_trial_logger,
             clock=runner.synchronized_clock(algoperf_device),
@@ -204,35 +217,7 @@ def algoperf_trial_logger(
     results.clear_trial_dir(directory)
     logger = results.TrialLogger(directory)
     logger.write_hparams(hyperparameters_as_dict(algoperf_trial.hyperparameters))
-    meta_data = {**results.workload_properties(algoperf_workload), **system_meta_data(), "rng_seed": algoperf_trial.seed}
+    meta_data = trial_meta_data(algoperf_workload, algoperf_trial.seed)
     logger.write_run_description(meta_data, trial_flags(algoperf_session, algoperf_trial, algoperf_batch_sizes, algoperf_device))
     return logger
 
-
-def trial_flags(session: BenchmarkSession, trial: TrialSpec, batch_sizes: Tuple[int, int], device: Any) -> dict:
-    """Upstream's flag names where one exists, then this plugin's own settings."""
-    settings = session.settings
-    return {
-        "submission_path": str(session.paths.module_file),
-        "workload": trial.workload,
-        "framework": "pytorch",
-        "experiment_dir": str(settings.results_dir),
-        "experiment_name": session.experiment,
-        "tuning_ruleset": settings.ruleset,
-        "tuning_search_space": str(session.paths.search_space_file) if session.paths.search_space_file else None,
-        "num_tuning_trials": settings.trials,
-        "hparam_start_index": trial.trial - 1 if settings.ruleset == "external" else None,
-        "hparam_end_index": trial.trial if settings.ruleset == "external" else None,
-        "data_dir": str(settings.data_dir) if settings.mode == "time-to-target" else "(tiny data made for this session)",
-        "rng_seed": trial.seed,
-        "max_global_steps": settings.max_steps,
-        "torch_compile": should_compile(settings.torch_compile, device),
-        "save_checkpoints": False,
-        "study": trial.study,
-        "base_seed": settings.seed,
-        "budget_scale": settings.budget_scale,
-        "benchmark_version": settings.benchmark_version,
-        "global_batch_size": batch_sizes[0],
-        "global_eval_batch_size": batch_sizes[1],
-        "submission_hash": session.submission_hash,
-    }

@@ -22,13 +22,23 @@ def smoke_rows(session: BenchmarkSession) -> List[Dict[str, Any]]:
     ]
 
 
-def render_smoke(rows: List[Dict[str, Any]]) -> str:
+def smoke_warnings(session: BenchmarkSession) -> List[str]:
+    """Every distinct heuristic warning of the session's smoke items, in first-seen order."""
+    warnings: Dict[str, None] = {}
+    for record in sorted(session.records.values(), key=lambda r: r["workload"]):
+        for warning in record.get("warnings", ()):
+            warnings.setdefault(warning, None)
+    return list(warnings)
+
+
+def render_smoke(rows: List[Dict[str, Any]], warnings: List[str] = ()) -> str:
     lines = [f"  {'workload':<44} {'status':<7} {'steps':>5} {'evals':>5} {'batch':>5} {'peak MB':>9}  notes"]
     for row in rows:
         lines.append(
             f"  {row['workload']:<44} {row['status']:<7} {row['steps']:>5} {row['evals']:>5} {row['batch_size']:>5} "
             f"{row['peak_memory_mb']:>9.0f}  {row['notes']}"
         )
+    lines += [f"  warning: {warning}" for warning in warnings]
     return "\n".join(lines)
 
 

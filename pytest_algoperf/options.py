@@ -8,10 +8,12 @@ from typing import Any, List, Optional
 
 import pytest
 
+from pytest_algoperf.smoke import SMOKE_STEPS
 from scoring.versions import available_versions, load_version
 
 RULESETS = ("external", "self")
 COMPILE_MODES = ("auto", "yes", "no")
+SEED_SCOPES = ("study", "trial")
 
 # (option name, ini name, help, default)
 _OPTIONS = (
@@ -22,18 +24,21 @@ _OPTIONS = (
     ("data-dir", "where prepared data sets live (default: <rootdir>/data)", None),
     ("results-dir", "where result logs are written (default: <rootdir>/results)", None),
     ("experiment", "experiment name, the folder under the results dir (default: the submission's name)", None),
-    ("seed", "base seed; every (workload, study, trial) seed is derived from it by hashing", "0"),
+    ("seed", "base seed; every (workload, study) seed is derived from it by hashing (see --algoperf-seeds)", "0"),
+    ("seeds", "study: one seed per (workload, study), shared by its trials, as official scoring runs; trial: a seed per trial", "study"),
     ("max-steps", "development only: end each run after N steps (the run is never scored)", None),
     ("budget-scale", "multiply runtime budgets, for hardware slower or faster than the reference; recorded in the results", "1.0"),
     ("benchmark-version", "benchmark rules and numbers: v0.6 or v0.5", "v0.6"),
     ("torch-compile", "torch.compile the models upstream compiles: auto (only on CUDA), yes or no", "auto"),
     ("timeout", "seconds a single submission call may take before its item fails, naming the call and step", None),
+    ("smoke-steps", "steps each smoke item trains (at least 5 catches early divergence)", None),
 )
 # (flag name, help)
 _FLAGS = (
     ("smoke", "CI gate: one short run per workload on tiny data through the real preparation path, with API and rules checks"),
     ("variants", "with --algoperf-smoke or --algoperf-benchmark-steps: include the workload variants"),
     ("benchmark-steps", "time update_params per workload (pytest-benchmark) next to the NAdamW baseline's"),
+    ("stop-diverged", "end a trial at the first eval with a non-finite loss instead of training on to the budget (saves compute; the trial is 'diverged' either way)"),
 )
 COMPARE_HELP = (
     "reference result logs (an AlgoPerf submission dir, or a dir of several) to score this run against at the end; repeatable"
@@ -74,6 +79,9 @@ class Settings:
     variants: bool = False
     benchmark_steps: bool = False
     timeout: Optional[float] = None
+    seed_scope: str = "study"
+    smoke_steps: int = SMOKE_STEPS
+    stop_diverged: bool = False
 
     @property
     def mode(self) -> str:
@@ -144,6 +152,11 @@ def read_settings(config: pytest.Config) -> Settings:
         errors.append(f"--algoperf-trials={trials} contradicts --algoperf-ruleset=self (self-tuning runs one trial per study); drop --algoperf-trials")
     studies = _int(config, "studies", errors, minimum=1)
     seed = _int(config, "seed", errors, minimum=0)
+    seed_scope = _raw(config, "seeds") or "study"
+    if seed_scope not in SEED_SCOPES:
+        errors.append(f"--algoperf-seeds={seed_scope!r} is unknown; use study (upstream's default) or trial")
+        seed_scope = "study"
+    smoke_steps = _int(config, "smoke-steps", errors, minimum=1)
     max_steps = _int(config, "max-steps", errors, minimum=1)
 
     budget_scale_value = _raw(config, "budget-scale") or "1.0"
@@ -173,6 +186,9 @@ def read_settings(config: pytest.Config) -> Settings:
         errors.append("--algoperf-compare contradicts --algoperf-max-steps (a max-steps run is never scored); drop one of them")
 
     smoke, variants, benchmark_steps = (_flag(config, name) for name in ("smoke", "variants", "benchmark-steps"))
+    stop_diverged = _flag(config, "stop-diverged")
+    if smoke_steps is not None and not smoke:
+        errors.append("--algoperf-smoke-steps applies to --algoperf-smoke; drop it or add --algoperf-smoke")
     if smoke and benchmark_steps:
         errors.append("--algoperf-smoke and --algoperf-benchmark-steps are separate sessions; run them one at a time")
     if variants and not (smoke or benchmark_steps):
@@ -209,4 +225,7 @@ def read_settings(config: pytest.Config) -> Settings:
         variants=variants,
         benchmark_steps=benchmark_steps,
         timeout=timeout,
+        seed_scope=seed_scope,
+        smoke_steps=smoke_steps if smoke_steps is not None else SMOKE_STEPS,
+        stop_diverged=stop_diverged,
     )

@@ -33,7 +33,7 @@ class SessionReporter:
         mode = self.session.settings.mode
         if mode == "smoke":
             terminalreporter.section("AlgoPerf smoke gate")
-            text = gate_summary.render_smoke(gate_summary.smoke_rows(self.session))
+            text = gate_summary.render_smoke(gate_summary.smoke_rows(self.session), gate_summary.smoke_warnings(self.session))
         elif mode == "step-time":
             terminalreporter.section("AlgoPerf update_params time")
             text = gate_summary.render_step_times(gate_summary.step_time_rows(self.session))

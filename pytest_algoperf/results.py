@@ -10,6 +10,8 @@ interrupted run leaves either the previous complete file or the new one.
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import io
 import json
 import math
@@ -21,6 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional
 FRAMEWORK = "pytorch"
 EVAL_MEASUREMENTS = "eval_measurements.csv"
 MEASUREMENTS = "measurements.csv"
+TRIAL_OUTCOME_FILE = "trial_outcome.json"  # our own: status (reached, not reached, diverged, error), stop reason, divergence
 
 
 def experiment_dir(results_dir: Path, experiment: str) -> Path:
@@ -128,17 +131,49 @@ def read_hparams(directory: Path) -> Optional[Dict[str, Any]]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+# Upstream leaves these two out by name: they are dicts, and raise before the model exists.
+SKIPPED_WORKLOAD_PROPERTIES = ("param_shapes", "model_params_types")
+_PROPERTY_TYPES = (property, functools.cached_property)
+
+
+def _is_property(cls: type, name: str) -> bool:
+    return isinstance(inspect.getattr_static(cls, name, None), _PROPERTY_TYPES)
+
+
+@functools.lru_cache(maxsize=None)
+def _base_class_attributes() -> frozenset:
+    """Non-property names our own workload base classes define, declare or set in __init__ (name,
+    benchmark_version, metrics_logger, EVAL_PERIOD_TIME_SEC, REFERENCE_COUNTS, ...): this plugin's
+    bookkeeping, which upstream's workloads do not have. A workload that sets one of the base's
+    properties as a plain value (`eval_batch_size = 128`) still has it logged."""
+    from pytest_algoperf.api.spec import Workload
+    from workloads.base import BenchmarkWorkload
+
+    names = set()
+    for cls in (BenchmarkWorkload, Workload):
+        names.update(vars(cls), getattr(cls, "__annotations__", {}), cls.__init__.__code__.co_names)
+    return frozenset(name for name in names if not _is_property(BenchmarkWorkload, name))
+
+
 def workload_properties(workload: Any) -> Dict[str, Any]:
-    """Every public primitive-typed workload property, as `workload.<name>` (upstream's meta_data keys)."""
+    """The workload's public primitive values as `workload.<name>`, sorted by name (upstream's meta_data keys).
+
+    Properties, and plain attributes of the instance or its classes (e.g. criteo's embed_dim), whose value
+    is a bool, int, float, str or None (so never a method). Left out: private names, ALL_CAPS constants
+    and the attributes our base classes add (see _base_class_attributes).
+    """
     properties: Dict[str, Any] = {}
-    for name in dir(type(workload)):
-        if name.startswith("_") or not isinstance(getattr(type(workload), name, None), property):
+    for name in dir(workload):  # sorted, as upstream iterates
+        if name.startswith("_") or name in SKIPPED_WORKLOAD_PROPERTIES:
+            continue
+        if not _is_property(type(workload), name) and (name.isupper() or name in _base_class_attributes()):
             continue
         try:
             value = getattr(workload, name)
-        except Exception:  # properties such as train_mean may raise by design
-            continue
-        if isinstance(value, (bool, int, float, str)) or value is None:
+        except Exception:
+            # Upstream's logger then writes the previous key's value again (a quirk); null says what is known.
+            value = None
+        if value is None or isinstance(value, (bool, int, float, str)):
             properties[f"workload.{name}"] = value
     return properties
 

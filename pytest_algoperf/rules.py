@@ -8,6 +8,7 @@ cannot see is listed in the README.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -38,8 +39,12 @@ RULES: Dict[str, str] = {
 
 IMPORT_SECONDS_LIMIT = 10.0  # importing a submission may load libraries, never train
 GET_BATCH_SIZE_SECONDS_LIMIT = 1.0  # returning a number takes microseconds
-IDENTIFYING_ATTRIBUTES = ("__class__", "name", "target_metric_name", "validation_target_value", "test_target_value")
 BATCH_SIZE_FUNCTIONS = ("get_batch_size", "get_eval_batch_size")
+
+
+def rule_warning(rule: str, where: str, what: str) -> str:
+    """A heuristic finding that does not fail the item: one line for the session summary."""
+    return f"rule {rule!r} may be broken in {where}: {what} (heuristic check: a human reviewer decides)"
 
 
 class RuleViolation(SubmissionError):
@@ -185,36 +190,68 @@ class SubmissionGuard:
 
 # --- static scan for workload identification --------------------------------------------------------
 
+# What every submission is handed and may read freely (step_hint, target_metric_name, budgets, sizes, ...) is
+# not identification; these are: the class, the workload's name, and its targets.
+IDENTIFYING_ATTRIBUTES = ("__class__", "name")
+TARGET_ATTRIBUTES = ("validation_target_value", "test_target_value")
 
-def _string_constants(node: ast.AST) -> Iterable[str]:
-    for child in ast.walk(node):
-        if isinstance(child, ast.Constant) and isinstance(child.value, str):
-            yield child.value
+
+@dataclasses.dataclass
+class IdentificationFindings:
+    """`failures` break the rule beyond doubt; `warnings` are patterns that may be innocent (a human decides)."""
+
+    failures: List[str] = dataclasses.field(default_factory=list)
+    warnings: List[str] = dataclasses.field(default_factory=list)
 
 
-def workload_identification_findings(source: str, workload_names: Iterable[str]) -> List[str]:
+def _reads_workload(node: ast.AST) -> bool:
+    """Whether an expression reads an attribute of the `workload` argument (e.g. workload.target_metric_name)."""
+    return any(
+        isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name) and child.value.id == "workload"
+        for child in ast.walk(node)
+    )
+
+
+def _string_literals(node: ast.AST) -> List[str]:
+    return [child.value for child in ast.walk(node) if isinstance(child, ast.Constant) and isinstance(child.value, str)]
+
+
+def workload_identification_findings(source: str, workload_names: Iterable[str]) -> IdentificationFindings:
     """Places in the source that identify the workload, outside the batch-size functions (best effort).
 
-    Detected: `type(workload)`, `isinstance(workload, ...)`, `workload.__class__`, reading `workload.name` or
-    the workload's targets, and string literals naming a registered workload. Not detected: computed
-    attribute names (getattr with a variable), fingerprints such as parameter counts or shapes, and code
-    in modules the submission imports.
+    Failures: `type(workload)`, `isinstance(workload, ...)`, `workload.__class__`, `workload.name`, and a
+    comparison or membership test against a string naming a registered workload. Warnings: reading the
+    workload's targets, comparing one of its properties with a string (`workload.target_metric_name == 'wer'`),
+    and other string literals naming a workload. Not detected: computed attribute names, fingerprints such as
+    parameter counts or shapes, and code in modules the submission imports.
     """
     names = set(workload_names)
-    findings = []
+    findings = IdentificationFindings()
     tree = ast.parse(source)
     for function in ast.walk(tree):
         if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)) or function.name in BATCH_SIZE_FUNCTIONS:
             continue
+        compared_names = set()
         for node in ast.walk(function):
             line = getattr(node, "lineno", function.lineno)
+            where = f"line {line}"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("type", "isinstance"):
                 if node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "workload":
-                    findings.append(f"line {line}: {node.func.id}(workload, ...) in {function.name}")
+                    findings.failures.append(f"{where}: {node.func.id}(workload, ...) in {function.name}")
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "workload":
                 if node.attr in IDENTIFYING_ATTRIBUTES:
-                    findings.append(f"line {line}: workload.{node.attr} in {function.name}")
-        for text in _string_constants(function):
-            if text in names:
-                findings.append(f"the string {text!r} in {function.name}")
+                    findings.failures.append(f"{where}: workload.{node.attr} in {function.name}")
+                elif node.attr in TARGET_ATTRIBUTES:
+                    findings.warnings.append(f"{where}: reads workload.{node.attr} in {function.name}")
+            elif isinstance(node, ast.Compare):
+                literals = _string_literals(node)
+                named = [text for text in literals if text in names]
+                compared_names.update(named)
+                if named:
+                    findings.failures.append(f"{where}: compares with the workload name {named[0]!r} in {function.name}")
+                elif literals and _reads_workload(node):
+                    findings.warnings.append(f"{where}: compares a workload property with {literals[0]!r} in {function.name}")
+        for text in _string_literals(function):
+            if text in names and text not in compared_names:
+                findings.warnings.append(f"the string {text!r} in {function.name}")
     return findings

@@ -74,7 +74,8 @@ def plan_step_times(workloads: Sequence[str]) -> List[StepTimeCase]:
 
 
 def plan_trials(
-    workloads: Sequence[str], studies: int, hyperparameter_points: Optional[Sequence[Any]], num_trials: int, base_seed: int
+    workloads: Sequence[str], studies: int, hyperparameter_points: Optional[Sequence[Any]], num_trials: int, base_seed: int,
+    seed_scope: str = "study",
 ) -> List[TrialSpec]:
     """Trials in (workload, study, trial) order; external tuning uses point k-1 for trial k."""
     plan = []
@@ -82,7 +83,7 @@ def plan_trials(
         for study in range(studies):
             for trial in range(1, num_trials + 1):
                 point = hyperparameter_points[trial - 1] if hyperparameter_points is not None else None
-                plan.append(TrialSpec(workload, study, trial, trial_seed(base_seed, workload, study, trial), point))
+                plan.append(TrialSpec(workload, study, trial, trial_seed(base_seed, workload, study, trial, seed_scope), point))
     return plan
 
 

@@ -6,18 +6,26 @@ What is on the clock (`accumulated_submission_time`):
     logging the submission does inside its step);
   * `prepare_for_eval`, whenever an eval is due.
 What is off the clock: building the input pipeline, model init, compile
-wrapping, `init_optimizer_state`, evaluation, and writing results.
+wrapping, `init_optimizer_state`, evaluation, writing results, and deriving the
+per-step rngs (the harness's work: computed ahead, while the clock is stopped,
+with upstream's exact values; see step_rngs.py).
 
-Rules, as upstream's v0.6 runner:
+Rules, as the selected benchmark version's runner (`RunnerProtocol`):
   * the first step is always followed by an eval (the last eval time starts at 0);
   * an eval is due when `eval_period_time_sec` of wall-clock time passed since
     the *end* of the previous eval, or when training is complete;
-  * the budget is checked only when an eval is due, after `prepare_for_eval`;
-    a run over budget gets no further eval;
+  * v0.6: the budget is checked only when an eval is due, after `prepare_for_eval`;
+    a run over budget gets no further eval. v0.5: the budget is checked after
+    every step, the step that went over still gets its eval, and
+    `prepare_for_eval` is never called;
   * targets are checked strictly (`>` or `<`); the run stops once both the
     validation and the test target were reached (sticky flags);
   * `update_params` may raise `TrainingCompleteError`; `max_global_steps` ends
     the run with a final eval;
+  * a `RuntimeError` raised in eval (out of memory included) is recorded, CUDA
+    memory is freed and training goes on, without a new eval time;
+  * a non-finite loss is a result ("diverged"), not an error: the trial trains
+    on to its budget unless the settings ask to stop it (smoke runs fail it);
   * clock reads synchronise CUDA first (and take the slowest rank under DDP).
 """
 
@@ -31,11 +39,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api.spec import TrainingCompleteError
+from pytest_algoperf.device_settings import free_cuda_memory
+from pytest_algoperf.step_rngs import StepRngs, steps_until_next_eval
 from pytest_algoperf.submission_loading import Submission, SubmissionError
 
 Clock = Callable[[], float]
 
 DIVERGENCE_METRICS = ("train/loss", "validation/loss")
+FIRST_RNG_BLOCK = 2  # the rngs made before the clock starts: step 0 is always followed by an eval
 
 
 def max_allowed_runtime(workload_budget_sec: float, ruleset: str, benchmark_version: str, budget_scale: float) -> float:
@@ -82,6 +93,26 @@ def trial_rngs(seed: int, ruleset: str) -> TrialRngs:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunnerProtocol:
+    """What differs between benchmark versions' runners (the `runner` block of scoring/versions/*.json)."""
+
+    budget_check_every_step: bool = False
+    step_rng_splits: int = 4
+    calls_prepare_for_eval: bool = True
+
+    @classmethod
+    def of_version(cls, benchmark_version: str) -> "RunnerProtocol":
+        from scoring.versions import load_version
+
+        runner = load_version(benchmark_version).runner
+        return cls(
+            budget_check_every_step=runner.get("budget_check", "at_eval") == "every_step",
+            step_rng_splits=int(runner.get("step_rng_splits", 4)),
+            calls_prepare_for_eval=bool(runner.get("calls_prepare_for_eval", True)),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class TrialSettings:
     ruleset: str
     data_dir: str
@@ -89,6 +120,9 @@ class TrialSettings:
     global_eval_batch_size: int
     max_global_steps: Optional[int] = None
     imagenet_v2_data_dir: Optional[str] = None
+    protocol: RunnerProtocol = RunnerProtocol()
+    stop_on_divergence: bool = False  # opt-in: end a diverged trial early to save compute
+    strict: bool = False  # smoke runs: divergence and eval errors fail the run
 
 
 @dataclasses.dataclass
@@ -105,7 +139,13 @@ class TrialOutcome:
     eval_results: List[Tuple[int, Dict[str, Any]]] = dataclasses.field(default_factory=list)
     failure: Optional[SubmissionError] = None
     optimizer_state: Any = None  # the latest, for checks after the run (e.g. checkpointing)
-    skipped_evals: List[str] = dataclasses.field(default_factory=list)
+    eval_errors: List[str] = dataclasses.field(default_factory=list)  # evals that raised and were skipped
+    divergence: Optional[str] = None  # the first non-finite loss seen, e.g. "train/loss is nan at step 40"
+    stopped_on_divergence: bool = False
+
+    @property
+    def diverged(self) -> bool:
+        return self.divergence is not None
 
     @property
     def stop_reason(self) -> str:
@@ -113,6 +153,8 @@ class TrialOutcome:
             return "submission error"
         if self.validation_goal_reached and self.test_goal_reached:
             return "targets reached"
+        if self.stopped_on_divergence:
+            return "diverged"
         if not self.is_time_remaining:
             return "budget exhausted"
         if self.training_complete:
@@ -136,14 +178,14 @@ def _divergence(result: Dict[str, Any], logger: Any) -> Optional[str]:
     return None
 
 
-def _call(monitor: Any, function: str, step: int, call: Callable[[], Any]) -> Any:
+def _call(monitor: Any, function: str, step: int, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Runs one submission call, between the monitor's `before` and `after` when there is a monitor."""
     if monitor is None:
-        return call()
+        return call(*args, **kwargs)
     monitor.before(function, step)
     result, raised = None, True
     try:
-        result = call()
+        result = call(*args, **kwargs)
         raised = False
     finally:
         monitor.after(function, step, result, raised)
@@ -182,9 +224,10 @@ def run_trial(
 
 
 def _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome, monitor):
+    protocol = settings.protocol
     optimizer_state = _call(
-        monitor, "init_optimizer_state", 0,
-        lambda: submission.init_optimizer_state(workload, model, model_state, hyperparameters, rngs.optimizer_init),
+        monitor, "init_optimizer_state", 0, submission.init_optimizer_state,
+        workload, model, model_state, hyperparameters, rngs.optimizer_init,
     )
     outcome.optimizer_state = optimizer_state
     train_state: Dict[str, Any] = {
@@ -198,28 +241,35 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
         "accumulated_logging_time": 0.0,
         "last_step_end_time": None,
     }
+    read_only_train_state = types.MappingProxyType(train_state)  # a live view: made once, not once per step
     global_step = 0
     eval_results: List[Tuple[int, Dict[str, Any]]] = outcome.eval_results
     goals_reached = False
     if logger is not None:
         workload.attach_metrics_logger(logger)
+    calls_prepare_for_eval = submission.has_prepare_for_eval and protocol.calls_prepare_for_eval
+    step_rngs = StepRngs(rngs.loop, protocol.step_rng_splits)
+    step_rngs.prepare(0, FIRST_RNG_BLOCK)  # the first eval follows step 1; later blocks are sized at each eval
+    free_cuda_memory()
 
     global_start_time = clock()
     train_state["last_step_end_time"] = global_start_time
 
     while train_state["is_time_remaining"] and not goals_reached and not train_state["training_complete"]:
-        step_rng = prng.fold_in(rngs.loop, global_step)
-        data_select_rng, update_rng, prep_eval_rng, eval_rng = prng.split(step_rng, 4)
+        per_step = step_rngs.for_step(global_step)
+        data_select_rng, update_rng, eval_rng = per_step[0], per_step[1], per_step[-1]
 
-        batch = _call(monitor, "data_selection", global_step, lambda: submission.data_selection(
-            workload, input_queue, optimizer_state, model, model_state, hyperparameters, global_step, data_select_rng
-        ))
+        batch = _call(
+            monitor, "data_selection", global_step, submission.data_selection,
+            workload, input_queue, optimizer_state, model, model_state, hyperparameters, global_step, data_select_rng,
+        )
         try:
-            optimizer_state, model, model_state = _call(monitor, "update_params", global_step, lambda: submission.update_params(
+            optimizer_state, model, model_state = _call(
+                monitor, "update_params", global_step, submission.update_params,
                 workload, model, workload.model_params_types, model_state, hyperparameters, batch,
                 workload.loss_type, optimizer_state, eval_results, global_step, update_rng,
-                train_state=types.MappingProxyType(train_state),
-            ))
+                train_state=read_only_train_state,
+            )
             outcome.optimizer_state = optimizer_state
         except TrainingCompleteError:
             train_state["training_complete"] = True
@@ -231,6 +281,8 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
         train_state["accumulated_submission_time"] += train_step_end_time - train_state["last_step_end_time"]
         outcome.global_step = global_step
         outcome.accumulated_submission_time = train_state["accumulated_submission_time"]
+        if protocol.budget_check_every_step:
+            train_state["is_time_remaining"] = train_state["accumulated_submission_time"] < settings.max_allowed_runtime_sec
 
         eval_due = (
             train_step_end_time - train_state["last_eval_time"] >= workload.eval_period_time_sec
@@ -238,30 +290,45 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
         )
         if eval_due:
             del batch
-            if submission.has_prepare_for_eval:
+            if calls_prepare_for_eval:
                 prepare_start_time = clock()
-                optimizer_state, model, model_state = _call(monitor, "prepare_for_eval", global_step, lambda: submission.prepare_for_eval(
+                optimizer_state, model, model_state = _call(
+                    monitor, "prepare_for_eval", global_step, submission.prepare_for_eval,
                     workload, model, workload.model_params_types, model_state, hyperparameters,
-                    workload.loss_type, optimizer_state, eval_results, global_step, prep_eval_rng,
-                ))
+                    workload.loss_type, optimizer_state, eval_results, global_step, per_step[2],
+                )
                 train_state["accumulated_submission_time"] += clock() - prepare_start_time
                 outcome.accumulated_submission_time = train_state["accumulated_submission_time"]
 
-            train_state["is_time_remaining"] = train_state["accumulated_submission_time"] < settings.max_allowed_runtime_sec
-            if train_state["is_time_remaining"]:
+            if not protocol.budget_check_every_step:
+                train_state["is_time_remaining"] = train_state["accumulated_submission_time"] < settings.max_allowed_runtime_sec
+            # v0.6 gives no eval once over budget; v0.5 evaluated the step that went over as well.
+            if train_state["is_time_remaining"] or protocol.budget_check_every_step:
                 goals_reached = _evaluate(
                     workload, model, model_state, eval_rng, settings, global_step, global_start_time,
                     train_state, eval_results, logger, clock, outcome,
                 )
+                if outcome.stopped_on_divergence:
+                    break
+            # Off the clock: the rngs for the steps until (well past) the next eval.
+            step_rngs.prepare(global_step, _rng_block_size(global_step, train_state, settings, workload.eval_period_time_sec))
         train_state["last_step_end_time"] = clock()
 
     outcome.training_complete = train_state["training_complete"]
     outcome.is_time_remaining = train_state["is_time_remaining"]
 
 
+def _rng_block_size(global_step: int, train_state: Dict[str, Any], settings: TrialSettings, eval_period_sec: float) -> int:
+    elapsed = train_state["accumulated_submission_time"]
+    rate = global_step / elapsed if elapsed > 0 else None
+    remaining = settings.max_global_steps - global_step if settings.max_global_steps is not None else None
+    return steps_until_next_eval(rate, eval_period_sec, remaining_steps=remaining)
+
+
 def _evaluate(workload, model, model_state, eval_rng, settings, global_step, global_start_time,
               train_state, eval_results, logger, clock, outcome) -> bool:
     """One untimed eval; returns whether both targets have now been reached."""
+    free_cuda_memory()
     eval_start_time = clock()
     try:
         result = workload.eval_model(
@@ -269,10 +336,11 @@ def _evaluate(workload, model, model_state, eval_rng, settings, global_step, glo
             settings.imagenet_v2_data_dir, global_step,
         )
     except RuntimeError as error:
-        if "out of memory" not in str(error):
-            raise
-        # Upstream logs an eval that runs out of memory and carries on training.
-        outcome.skipped_evals.append(f"step {global_step}: {error}")
+        if settings.strict:
+            raise SubmissionError(f"evaluation at step {global_step} raised RuntimeError: {error}") from error
+        # Upstream logs the error, frees CUDA memory and trains on; the next step is eval-eligible again.
+        outcome.eval_errors.append(f"step {global_step}: {error}")
+        free_cuda_memory()
         return False
     train_state["validation_goal_reached"] |= workload.has_reached_validation_target(result)
     train_state["test_goal_reached"] |= workload.has_reached_test_target(result) if f"test/{workload.target_metric_name}" in result else False
@@ -300,11 +368,15 @@ def _evaluate(workload, model, model_state, eval_rng, settings, global_step, glo
         logging_start_time = clock()
         logger.append_scalar_metrics(result, global_step, 0, is_eval=True)
         train_state["accumulated_logging_time"] += clock() - logging_start_time
+    free_cuda_memory()
 
     problem = _divergence(result, logger)
-    if problem is not None:
-        raise SubmissionError(
-            f"training diverged at step {global_step}: {problem}; update_params produced non-finite values "
-            "(lower the learning rate, clip gradients, or check the update rule)."
-        )
+    if problem is not None and outcome.divergence is None:
+        outcome.divergence = f"{problem} at step {global_step}"
+        if settings.strict:
+            raise SubmissionError(
+                f"training diverged at step {global_step}: {problem}; update_params produced non-finite values "
+                "(lower the learning rate, clip gradients, or check the update rule)."
+            )
+        outcome.stopped_on_divergence = settings.stop_on_divergence
     return train_state["validation_goal_reached"] and train_state["test_goal_reached"]

@@ -61,7 +61,7 @@ class BenchmarkSession:
             notes.append(f"self-tuning: {paths.search_space_file.name} is ignored (hyperparameters=None)")
         workloads = workloads_for(settings.mode, settings.variants)
         if settings.mode == "time-to-target":
-            plan = plan_trials(workloads, settings.studies, points, num_trials, settings.seed)
+            plan = plan_trials(workloads, settings.studies, points, num_trials, settings.seed, settings.seed_scope)
             suffix = f"-max-steps-{settings.max_steps}" if settings.is_development_run else ""
         else:
             # Smoke and step-time sessions: one run per workload with the first tuning point.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, List, Tuple
 
-SMOKE_STEPS = 2  # evals follow steps 1 and 2
+SMOKE_STEPS = 5  # default of --algoperf-smoke-steps: enough updates to catch early divergence; evals follow step 1 and the last
 SMOKE_BATCH_SIZE = 8  # rows, graphs, sentences or images per training batch
 EVAL_BATCH_MULTIPLE = 8
 SMOKE_CALL_TIMEOUT_SEC = 300.0  # per submission call unless --algoperf-timeout says otherwise

@@ -9,14 +9,13 @@ how many steps its algorithm needs.
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import time
-from pathlib import Path
 
 import pytest
 
 from pytest_algoperf import runner
+from pytest_algoperf.baselines import ruleset_baseline_dir
 from pytest_algoperf.fixtures import ready_workload
 from pytest_algoperf.seeds import derive_seed
 from pytest_algoperf.session import RECORD_PROPERTY
@@ -25,14 +24,12 @@ from pytest_algoperf.api.halton import generate_search, load_search_space
 
 WARMUP_STEPS = 2  # first steps pay for lazy initialisation
 TIMED_STEPS = 10
-BASELINES = {"external": "submissions.nadamw.submission", "self": "submissions.nadamw_self_tuning.submission"}
 
 
 @pytest.fixture(scope="session")
 def algoperf_baseline(algoperf_session):
     """The NAdamW baseline of the session's ruleset, with its first tuning point."""
-    module_file = Path(importlib.util.find_spec(BASELINES[algoperf_session.settings.ruleset]).origin)
-    baseline = load_submission(module_file)
+    baseline = load_submission(ruleset_baseline_dir(algoperf_session.settings.ruleset))
     point = None
     if baseline.paths.search_space_file is not None and algoperf_session.settings.ruleset == "external":
         point = generate_search(load_search_space(baseline.paths.search_space_file), 1)[0]

@@ -6,13 +6,16 @@ import dataclasses
 import hashlib
 import importlib.util
 import inspect
+import operator
 import sys
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from pytest_algoperf.api.upstream_names import install_upstream_aliases
 from pytest_algoperf.api.spec import TrainingCompleteError
+from pytest_algoperf.api.torch_compat import install_torch_compat
+from pytest_algoperf.api.upstream_names import install_upstream_aliases
+from pytest_algoperf.submission_imports import import_finder, missing_package_message, private_package
 
 REQUIRED_FUNCTIONS = ("get_batch_size", "init_optimizer_state", "update_params", "data_selection")
 SEARCH_SPACE_FILE = "tuning_search_space.json"
@@ -103,6 +106,9 @@ class Submission:
             if type(error).__name__ == "TrainingCompleteError":
                 # Raised through a real installed `algoperf.spec`: the same signal.
                 raise TrainingCompleteError(str(error)) from error
+            missing = missing_package_message(error, self.paths.module_file)
+            if missing is not None:
+                raise SubmissionError(f"{function_name}: {missing}.") from error
             raise SubmissionError(f"{function_name} raised {_short_traceback(error)}; fix {function_name} in {self.paths.module_file.name}.") from error
 
     @staticmethod
@@ -122,25 +128,22 @@ class Submission:
             size = self._call("get_batch_size", self.module.get_batch_size, base_workload_name)
         except Exception as error:
             raise SubmissionError(f"get_batch_size raised {_short_traceback(error)}; fix get_batch_size.") from error
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise SubmissionError(f"get_batch_size({workload_name!r}) returned {size!r}, expected a positive int.")
-        return size
+        return _positive_int("get_batch_size", workload_name, size)
 
     def eval_batch_size(self, workload_name: str, default: int) -> int:
         """Upstream honours an undocumented `get_eval_batch_size`; so do we."""
         hook = getattr(self.module, "get_eval_batch_size", None)
         if hook is None:
             return default
-        return self._call("get_eval_batch_size", hook, workload_name)
+        return _positive_int("get_eval_batch_size", workload_name, self._call("get_eval_batch_size", hook, workload_name))
 
     def init_optimizer_state(self, *args: Any) -> Any:
         return self._call("init_optimizer_state", self.module.init_optimizer_state, *args)
 
     def data_selection(self, *args: Any) -> Any:
-        batch = self._call("data_selection", self.module.data_selection, *args)
-        if not isinstance(batch, dict):
-            raise SubmissionError(f"data_selection returned {type(batch).__name__}, expected a dict batch such as next(input_queue).")
-        return batch
+        # Whatever it returns goes to update_params unchanged, as upstream's runner passes it on
+        # (LAWA-style submissions return the queue itself and draw batches in update_params).
+        return self._call("data_selection", self.module.data_selection, *args)
 
     def update_params(self, *args: Any, train_state: Any = None) -> Any:
         kwargs = {"train_state": train_state} if self.update_params_takes_train_state else {}
@@ -152,24 +155,43 @@ class Submission:
         return self._check_update_return("prepare_for_eval", result)
 
 
+def _positive_int(function_name: str, workload_name: str, size: Any) -> int:
+    """Any integer type upstream's runner accepts (int, numpy integers, anything with __index__)."""
+    try:
+        number = operator.index(size)
+    except TypeError:
+        number = None
+    if number is None or isinstance(size, bool) or number < 1:
+        raise SubmissionError(f"{function_name}({workload_name!r}) returned {size!r}, expected a positive integer.")
+    return number
+
+
 def import_submission_module(paths: SubmissionPaths) -> Any:
-    """Imports the submission file under a private module name; import errors become SubmissionErrors."""
+    """Imports the submission file as `<private package>.submission`; import errors become SubmissionErrors.
+
+    See submission_imports.py for how the submission's own imports resolve.
+    """
     install_upstream_aliases()
-    module_name = "algoperf_submission_" + hashlib.sha256(str(paths.module_file).encode()).hexdigest()[:12]
+    install_torch_compat()
+    digest = hashlib.sha256(str(paths.module_file).encode()).hexdigest()[:12]
+    package = private_package(paths.module_file, digest)
+    module_name = f"{package}.{paths.module_file.stem}"
     if module_name in sys.modules:
         return sys.modules[module_name]
+    import_finder().add_submission(paths.module_file)
     module_spec = importlib.util.spec_from_file_location(module_name, paths.module_file)
     module = importlib.util.module_from_spec(module_spec)
-    sys.path.insert(0, str(paths.module_file.parent))  # lets a submission import its own helper files
+    sys.modules[module_name] = module  # as Python's own import does, so the module's imports can find it
     try:
         module_spec.loader.exec_module(module)
     except Exception as error:
+        del sys.modules[module_name]
+        missing = missing_package_message(error, paths.module_file)
+        if missing is not None:
+            raise SubmissionError(f"importing {paths.module_file} failed: {missing}.") from error
         raise SubmissionError(
             f"importing {paths.module_file} failed: {_short_traceback(error)}; fix the import so the file runs standalone."
         ) from error
-    finally:
-        sys.path.remove(str(paths.module_file.parent))
-    sys.modules[module_name] = module
     return module
 
 

@@ -18,7 +18,7 @@ from pytest_algoperf.session import BenchmarkSession
 SUMMARY_CSV = "time_to_target_summary.csv"
 SUMMARY_TEXT = "time_to_target_summary.txt"
 SCORING_DIR = "scoring"
-COLUMNS = ("workload", "study", "time_to_target_s", "trial", "steps", "trials_reached", "status")
+COLUMNS = ("workload", "study", "time_to_target_s", "trial", "steps", "trials_reached", "trials_diverged", "status")
 
 
 def score_session(session: BenchmarkSession):
@@ -65,6 +65,7 @@ def summary_rows(session: BenchmarkSession, result) -> List[Dict[str, Any]]:
             "trial": trial,
             "steps": picked["steps"] if picked else None,
             "trials_reached": f"{statuses.count('reached')}/{len(records)}",
+            "trials_diverged": f"{statuses.count('diverged')}/{len(records)}",
             "status": _study_status(statuses),
         })
     return rows
@@ -84,14 +85,14 @@ def render_rows(rows: List[Dict[str, Any]], session: BenchmarkSession) -> str:
         lines += [
             "",
             f"{workload}: validation/{record['target_metric']} {comparison} {record['validation_target']} within {record['budget_sec']:.0f} s",
-            f"  {'study':>5}  {'time to target (s)':>18}  {'trial':>5}  {'steps':>8}  {'reached':>7}  status",
+            f"  {'study':>5}  {'time to target (s)':>18}  {'trial':>5}  {'steps':>8}  {'reached':>7}  {'diverged':>8}  status",
         ]
         workload_rows = [row for row in rows if row["workload"] == workload]
         for row in workload_rows:
             steps = row["steps"] if row["steps"] is not None else "-"
             lines.append(
                 f"  {row['study']:>5}  {_format_time(row['time_to_target_s']):>18}  {row['trial'] or '-':>5}  "
-                f"{steps:>8}  {row['trials_reached']:>7}  {row['status']}"
+                f"{steps:>8}  {row['trials_reached']:>7}  {row['trials_diverged']:>8}  {row['status']}"
             )
         lines.append(f"  {'median':>5}  {_format_time(statistics.median(row['time_to_target_s'] for row in workload_rows)):>18}")
     lines += ["", f"result logs: {session.experiment_dir}"]

@@ -11,10 +11,16 @@ from pytest_algoperf.runner import TrialOutcome
 def trial_status(outcome: TrialOutcome, development_run: bool) -> str:
     if outcome.failure is not None:
         return "error"
+    if outcome.validation_goal_reached and not development_run:
+        return "reached"
+    if outcome.diverged:
+        # A non-finite loss is a result, as upstream scores it: the target was not reached. Development runs
+        # report it too, since they exist to check that a submission trains.
+        return "diverged"
     if development_run:
         # --algoperf-max-steps runs and runs on subset data check that a submission works, not its speed.
         return "unscored"
-    return "reached" if outcome.validation_goal_reached else "not reached"
+    return "not reached"
 
 
 def trial_record(trial: TrialSpec, workload: Any, outcome: TrialOutcome, budget_sec: float, development_run: bool) -> Dict[str, Any]:
@@ -35,6 +41,8 @@ def trial_record(trial: TrialSpec, workload: Any, outcome: TrialOutcome, budget_
         "validation_target": workload.validation_target_value,
         "budget_sec": budget_sec,
         "stop_reason": outcome.stop_reason,
+        "divergence": outcome.divergence,
+        "eval_errors": list(outcome.eval_errors),
     }
 
 
@@ -46,9 +54,10 @@ def failure_message(record: Dict[str, Any], outcome: TrialOutcome, higher_is_bet
         return None
     comparison = ">" if higher_is_better else "<"
     best = record["best_validation_metric"]
+    diverged = f"training diverged ({record['divergence']}), so the " if record["status"] == "diverged" else ""
     best_text = "no eval" if best is None else f"{best:.6g}"
     return (
-        f"validation target not reached: best validation/{record['target_metric']} {best_text}, "
+        f"{diverged}validation target not reached: best validation/{record['target_metric']} {best_text}, "
         f"target {comparison} {record['validation_target']}; used {record['submission_time']:.1f} s of "
         f"{record['budget_sec']:.1f} s budget in {record['steps']} steps ({record['stop_reason']})"
     )

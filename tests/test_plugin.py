@@ -186,7 +186,7 @@ def test_development_run_writes_algoperf_results_and_the_summary(pytester, mnist
     ])
     trial = results / "nadamw-max-steps-3" / "study_1" / "mnist_pytorch" / "trial_1"
     assert sorted(p.name for p in trial.iterdir()) == [
-        "eval_measurements.csv", "flags_0.json", "hparams.json", "measurements.csv", "meta_data_0.json",
+        "eval_measurements.csv", "flags_0.json", "hparams.json", "measurements.csv", "meta_data_0.json", "trial_outcome.json",
     ]
     rows = list(csv.DictReader((trial / "eval_measurements.csv").open()))
     assert [row["global_step"] for row in rows] == ["1", "3"]
@@ -203,7 +203,8 @@ def test_development_run_writes_algoperf_results_and_the_summary(pytester, mnist
 
 
 BROKEN_ON_SECOND_POINT = '''
-from submissions.nadamw import submission as base
+from pytest_algoperf.baselines import baseline_module
+base = baseline_module("nadamw")
 get_batch_size = base.get_batch_size
 init_optimizer_state = base.init_optimizer_state
 data_selection = base.data_selection
@@ -241,7 +242,7 @@ def test_a_broken_trial_fails_alone_with_a_readable_message_and_keeps_its_logs(p
 @pytest.mark.parametrize(
     "source, message",
     [
-        ("import not_a_real_module\n", "importing * failed: ModuleNotFoundError: No module named 'not_a_real_module'*"),
+        ("import not_a_real_module\n", "importing * failed: bad_submission.py needs the package 'not_a_real_module', which is not installed; install it with `pip install not_a_real_module`*"),
         ("def get_batch_size(name):\n    return 16\n", "*does not define init_optimizer_state, update_params, data_selection*"),
     ],
 )
@@ -253,7 +254,8 @@ def test_an_unusable_submission_fails_every_item_with_one_line(pytester, mnist_d
 
 
 WRONG_ARITY = '''
-from submissions.nadamw_self_tuning import submission as base
+from pytest_algoperf.baselines import baseline_module
+base = baseline_module("nadamw_self_tuning")
 get_batch_size = base.get_batch_size
 init_optimizer_state = base.init_optimizer_state
 data_selection = base.data_selection
@@ -273,7 +275,8 @@ def test_wrong_return_arity_is_named(pytester, mnist_data_dir, tmp_path):
 
 DIVERGING = '''
 import torch
-from submissions.nadamw_self_tuning import submission as base
+from pytest_algoperf.baselines import baseline_module
+base = baseline_module("nadamw_self_tuning")
 get_batch_size = base.get_batch_size
 data_selection = base.data_selection
 
@@ -292,12 +295,32 @@ def update_params(workload, params, types, model_state, hyperparameters, batch, 
 '''
 
 
-def test_non_finite_loss_fails_the_item_as_divergence(pytester, mnist_data_dir, tmp_path):
+def _outcome(results: Path) -> dict:
+    [path] = results.rglob("trial_outcome.json")
+    return json.loads(path.read_text())
+
+
+def test_divergence_is_a_result_and_the_trial_trains_on(pytester, mnist_data_dir, tmp_path):
+    """As upstream scores it: the trial is 'diverged' (target not reached), trains to its end, and is no error."""
     submission = pytester.makepyfile(diverging_submission=DIVERGING)
     result = _run(pytester, *_mnist_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=1",
                                              "--algoperf-max-steps=5", submission=submission))
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*training diverged at step *: train/loss is nan*"])
+    result.stdout.fnmatch_lines([
+        "*training diverged (train/loss is nan at step 1), so the validation target not reached*in 5 steps (training complete)",
+        "*study*reached*diverged*status*", "*0/1*1/1*not reached*",
+    ])
+    outcome = _outcome(tmp_path)
+    assert outcome["status"] == "diverged" and outcome["steps"] == 5 and outcome["evals"] == 2
+
+
+def test_stop_diverged_ends_the_trial_at_the_first_non_finite_eval(pytester, mnist_data_dir, tmp_path):
+    submission = pytester.makepyfile(diverging_submission=DIVERGING)
+    result = _run(pytester, *_mnist_args(mnist_data_dir, tmp_path, "--algoperf-ruleset=self", "--algoperf-studies=1",
+                                             "--algoperf-max-steps=5", "--algoperf-stop-diverged", submission=submission))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*training diverged (train/loss is nan at step 1)*in 1 steps (diverged)"])
+    assert _outcome(tmp_path)["status"] == "diverged"
 
 
 def _result_files(results: Path) -> dict:
@@ -326,7 +349,7 @@ def test_xdist_gives_the_same_results_as_a_single_process(pytester, mnist_data_d
     serial.assert_outcomes(passed=4)
     parallel.assert_outcomes(passed=4)
     serial_files, parallel_files = _result_files(tmp_path / "serial"), _result_files(tmp_path / "parallel")
-    assert serial_files.keys() == parallel_files.keys() and len(serial_files) == 4 * 5
+    assert serial_files.keys() == parallel_files.keys() and len(serial_files) == 4 * 6
     for name, path in serial_files.items():
         expected, actual = _comparable(path), _comparable(parallel_files[name])
         if isinstance(expected, list):

@@ -17,7 +17,8 @@ import os
 import time
 import torch
 from algoperf import spec
-from submissions.nadamw_self_tuning import submission as base
+from pytest_algoperf.baselines import baseline_module
+base = baseline_module("nadamw_self_tuning")
 
 get_batch_size = base.get_batch_size
 init_optimizer_state = base.init_optimizer_state
@@ -59,7 +60,7 @@ def test_smoke_mode_collects_one_item_per_base_and_development_workload(pytester
 def test_baseline_passes_the_gate_on_mnist_and_reports_memory(pytester, tmp_path):
     result = _smoke(pytester, SELF_TUNING, tmp_path, "-k", "mnist")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*AlgoPerf smoke gate*", "*workload*status*steps*evals*batch*peak MB*", "*mnist*passed*2*2*8*"])
+    result.stdout.fnmatch_lines(["*AlgoPerf smoke gate*", "*workload*status*steps*evals*batch*peak MB*", "*mnist*passed*5*2*8*"])
     assert (tmp_path / "nadamw_self_tuning-smoke" / "smoke_summary.csv").is_file()
 
 
@@ -70,7 +71,7 @@ def test_baseline_passes_the_gate_on_mnist_and_reports_memory(pytester, tmp_path
         ("if global_step == 1:\n        raise ValueError('broken')",
          "*submission error after 1 steps: update_params raised ValueError: broken*"),
         ("return optimizer_state, current_param_container", "*update_params returned 2 values, expected (optimizer_state, params, model_state)*"),
-        ("[p.data.fill_(float('nan')) for p in current_param_container.parameters()]", "*training diverged at step 1*"),
+        ("[p.data.fill_(float('nan')) for p in current_param_container.parameters()]", "*training diverged in update_params at step 0: parameter * is not finite*"),
         ("torch.empty(2**42, dtype=torch.uint8).fill_(1)", "*update_params raised RuntimeError*"),
         ("time.sleep(60) if global_step == 1 else None", "*update_params did not return within 2 s at step 1*"),
     ],
@@ -135,12 +136,13 @@ def test_workload_identification_is_found_in_the_source(pytester, tmp_path):
     result.stdout.fnmatch_lines(["*rule 'no-workload-identification' broken in identifier.py: line *: type(workload, ...) in update_params*"])
 
 
-def test_work_in_get_batch_size_is_untimed_work(pytester, tmp_path):
+def test_work_in_get_batch_size_is_a_warning_of_untimed_work(pytester, tmp_path):
+    # A timing is a heuristic (a loaded machine is slow too), so it warns in the summary instead of failing.
     slow = "\ndef get_batch_size(workload_name):\n    time.sleep(1.2)\n    return base.get_batch_size(workload_name)\n"
     submission = _wrapper(pytester, "slow_sizes", "pass", extra_source=slow)
     result = _smoke(pytester, submission, tmp_path, "-k", "mnist")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*rule 'no-untimed-work' broken in slow_sizes.py: get_batch_size took 1.2* s*"])
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*AlgoPerf smoke gate*", "*warning: rule 'no-untimed-work' may be broken in slow_sizes.py: get_batch_size took 1.2* s*"])
 
 
 def test_training_inside_init_optimizer_state_is_caught(pytester, tmp_path):

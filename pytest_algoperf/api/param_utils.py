@@ -7,11 +7,12 @@ them; models keep upstream's parameter names for that reason.
 
 from __future__ import annotations
 
-import enum
 from typing import Any, Dict, Iterable
 
+from pytest_algoperf.api.cross_package_enum import CrossPackageEnum
 
-class ParameterType(enum.Enum):
+
+class ParameterType(CrossPackageEnum):
     WEIGHT = 0
     BIAS = 1
     CONV_WEIGHT = 2

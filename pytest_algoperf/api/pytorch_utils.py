@@ -21,12 +21,14 @@ def pytorch_setup() -> Tuple[bool, int, torch.device, int]:
 
 
 def pytorch_init(use_ddp: bool, rank: int, profiler: Any = None) -> None:
+    """Upstream's process set-up: cuDNN autotuning, and under torchrun one device and the process group."""
     del profiler
     torch.backends.cudnn.benchmark = True
     if use_ddp:
-        torch.cuda.set_device(rank)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(rank)
         if not dist.is_initialized():
-            dist.init_process_group("nccl")
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
 def sync_ddp_time(time: float, device: torch.device) -> float:
@@ -65,7 +67,9 @@ class CustomDropout2d(nn.Module):
 
 
 class SequentialWithDropout(nn.Sequential):
-    """Passes the dropout rate to the children that take one."""
+    """Passes the dropout rate to the children that take one; itself takes one too, so it nests."""
+
+    _supports_custom_dropout = True
 
     def forward(self, x: torch.Tensor, p: float) -> torch.Tensor:  # type: ignore[override]
         for module in self:

@@ -8,10 +8,10 @@ name a submission may touch lives here with its upstream meaning.
 from __future__ import annotations
 
 import abc
-import enum
 import math
 from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
+from pytest_algoperf.api.cross_package_enum import CrossPackageEnum
 from pytest_algoperf.api.param_utils import (  # noqa: F401  (part of the public API)
     ParameterType,
     ShapeTuple,
@@ -21,7 +21,7 @@ from pytest_algoperf.api.param_utils import (  # noqa: F401  (part of the public
 from pytest_algoperf.api.random_utils import PRNGKey, fold_in, split  # noqa: F401
 
 
-class LossType(enum.Enum):
+class LossType(CrossPackageEnum):
     SOFTMAX_CROSS_ENTROPY = 0
     SIGMOID_CROSS_ENTROPY = 1
     MEAN_SQUARED_ERROR = 2
@@ -29,7 +29,7 @@ class LossType(enum.Enum):
     MEAN_ABSOLUTE_ERROR = 4
 
 
-class ForwardPassMode(enum.Enum):
+class ForwardPassMode(CrossPackageEnum):
     TRAIN = 0
     EVAL = 1
 

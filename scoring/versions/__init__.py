@@ -16,7 +16,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,8 @@ class BenchmarkVersion:
     base_workloads: tuple[str, ...]
     held_out_workloads: tuple[str, ...]
     workloads: Mapping[str, WorkloadTarget]
+    # How that version's runner trains (budget check, per-step rng split, ...); read by the plugin's runner.
+    runner: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def num_base_workloads(self) -> int:
@@ -147,6 +149,7 @@ def _parse_version(raw: Mapping[str, Any], source: str) -> BenchmarkVersion:
             base_workloads=tuple(raw["base_workloads"]),
             held_out_workloads=tuple(raw["held_out_workloads"]),
             workloads=workloads,
+            runner=dict(raw.get("runner", {})),
         )
     except KeyError as error:
         raise VersionError(f"{source}: missing field {error}") from None

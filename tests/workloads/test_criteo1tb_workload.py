@@ -88,7 +88,8 @@ def test_eval_losses_are_weighted_means_over_exactly_the_split(data_dir):
 
 SMALL_BATCH_NADAMW = '''
 """The NAdamW baseline unchanged, with batch sizes a CPU can take."""
-from submissions.nadamw import submission as baseline
+from pytest_algoperf.baselines import baseline_module
+baseline = baseline_module("nadamw")
 
 init_optimizer_state = baseline.init_optimizer_state
 update_params = baseline.update_params

@@ -155,7 +155,10 @@ def test_an_eval_split_queue_is_one_pass_unless_repeated(data_dir):
 
 SMALL_BATCH_NADAMW = '''
 """The NAdamW baseline with CPU-sized batches (the baseline trains ogbg on 512 molecules a step)."""
-from submissions.nadamw.submission import data_selection, init_optimizer_state, prepare_for_eval, update_params
+from pytest_algoperf.baselines import baseline_module
+_baseline = baseline_module("nadamw")
+data_selection, init_optimizer_state = _baseline.data_selection, _baseline.init_optimizer_state
+prepare_for_eval, update_params = _baseline.prepare_for_eval, _baseline.update_params
 
 def get_batch_size(workload_name):
     return 8

@@ -21,7 +21,10 @@ NADAMW = ROOT / "submissions" / "nadamw"
 SMALL_NADAMW = '''
 """The NAdamW baseline with CPU-sized batches (written against the upstream API names)."""
 from algoperf import spec  # noqa: F401  (resolves to this package's spec)
-from submissions.nadamw.submission import data_selection, init_optimizer_state, prepare_for_eval, update_params  # noqa: F401
+from pytest_algoperf.baselines import baseline_module
+_baseline = baseline_module("nadamw")
+data_selection, init_optimizer_state = _baseline.data_selection, _baseline.init_optimizer_state
+prepare_for_eval, update_params = _baseline.prepare_for_eval, _baseline.update_params
 
 def get_batch_size(workload_name):
     return 2

@@ -12,6 +12,11 @@ Base model: 133,521,408 parameters; post-LN variant 133,517,312 (no final
 encoder/decoder norms); GLU + tanh variant 146,116,608 (one extra
 1024x1024 Linear per layer).
 
+Dropout is functional (no Dropout modules), so the rates are arguments of
+forward: `dropout_rate` for embeddings, residual branches and the feed-forward
+block, and `attention_dropout_rate` for the attention probabilities; None there
+means "same as dropout_rate", the v0.6 behaviour.
+
 Shapes: B batch, S source length, T target length, D d_model, H heads,
 E = D / H head size, V vocabulary.
 """
@@ -27,6 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 
 DROPOUT_RATE = 0.1  # the reference default, used when model_fn gets no dropout rate
+# v0.5 runs fixed dropout at init_model_fn time, and upstream's v0.5 Transformer
+# took `aux_dropout_rate` as its attention dropout (on the attention
+# probabilities, in encoder and decoder self-attention and in cross-attention),
+# falling back to 0.1 when the hyperparameters gave none. v0.6 has a single rate.
+V05_ATTENTION_DROPOUT_RATE = 0.1
 # Additive attention mask value. Finite (not -inf) on purpose: a padding query
 # row has every key masked, and -inf there would turn its softmax into NaN.
 MASK_VALUE = -1e10
@@ -154,6 +164,11 @@ class MultiheadAttention(nn.Module):
         return self.attend(query, key, value, bias, dropout_rate)
 
 
+def _attention_rate(dropout_rate: float, attention_dropout_rate: Optional[float]) -> float:
+    """The attention-probability dropout: its own rate when given (v0.5 runs), else the general one (v0.6)."""
+    return dropout_rate if attention_dropout_rate is None else attention_dropout_rate
+
+
 def feed_forward(layer: nn.Module, x: torch.Tensor, dropout_rate: float) -> torch.Tensor:
     """A layer's feed-forward block; its Linears sit on the layer itself, under the reference's names."""
     hidden = layer.activation(layer.linear1(x))  # (.., D) -> (.., D_hidden)
@@ -181,15 +196,18 @@ class TransformerEncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.norm2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
-    def _attention(self, x, bias, dropout_rate):
-        return F.dropout(self.self_attn(x, bias=bias, dropout_rate=dropout_rate), dropout_rate, self.training)
+    def _attention(self, x, bias, dropout_rate, attention_dropout_rate):
+        attended = self.self_attn(x, bias=bias, dropout_rate=attention_dropout_rate)
+        return F.dropout(attended, dropout_rate, self.training)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, dropout_rate: float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, dropout_rate: float,
+                attention_dropout_rate: Optional[float] = None) -> torch.Tensor:
         # x: (B, S, D)
+        attention_rate = _attention_rate(dropout_rate, attention_dropout_rate)
         if self.pre_ln:
-            x = x + self._attention(self.norm1(x), bias, dropout_rate)
+            x = x + self._attention(self.norm1(x), bias, dropout_rate, attention_rate)
             return x + feed_forward(self, self.norm2(x), dropout_rate)
-        x = self.norm1(x + self._attention(x, bias, dropout_rate))
+        x = self.norm1(x + self._attention(x, bias, dropout_rate, attention_rate))
         return self.norm2(x + feed_forward(self, x, dropout_rate))
 
 
@@ -228,12 +246,15 @@ class TransformerDecoderLayer(nn.Module):
         return self.norm3(x + feed_forward(self, x, dropout_rate))
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, self_bias: torch.Tensor,
-                memory_bias: torch.Tensor, dropout_rate: float) -> torch.Tensor:
+                memory_bias: torch.Tensor, dropout_rate: float,
+                attention_dropout_rate: Optional[float] = None) -> torch.Tensor:
         # x: (B, T, D), memory: (B, S, D)
+        # Both the self- and the cross-attention use the attention rate, as upstream's v0.5 model did.
+        attention_rate = _attention_rate(dropout_rate, attention_dropout_rate)
         return self._residual_blocks(
             x,
-            lambda y: self.self_attn(y, bias=self_bias, dropout_rate=dropout_rate),
-            lambda y: self.multihead_attn(y, memory, bias=memory_bias, dropout_rate=dropout_rate),
+            lambda y: self.self_attn(y, bias=self_bias, dropout_rate=attention_rate),
+            lambda y: self.multihead_attn(y, memory, bias=memory_bias, dropout_rate=attention_rate),
             dropout_rate,
         )
 
@@ -262,9 +283,10 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(TransformerEncoderLayer(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.pre_ln else None
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, dropout_rate: float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, dropout_rate: float,
+                attention_dropout_rate: Optional[float] = None) -> torch.Tensor:
         for layer in self.layers:
-            x = layer(x, bias, dropout_rate)
+            x = layer(x, bias, dropout_rate, attention_dropout_rate)
         return x if self.norm is None else self.norm(x)
 
 
@@ -276,9 +298,9 @@ class TransformerDecoder(nn.Module):
         self.layers = nn.ModuleList(TransformerDecoderLayer(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.pre_ln else None
 
-    def forward(self, x, memory, self_bias, memory_bias, dropout_rate):
+    def forward(self, x, memory, self_bias, memory_bias, dropout_rate, attention_dropout_rate=None):
         for layer in self.layers:
-            x = layer(x, memory, self_bias, memory_bias, dropout_rate)
+            x = layer(x, memory, self_bias, memory_bias, dropout_rate, attention_dropout_rate)
         return x if self.norm is None else self.norm(x)
 
 
@@ -290,11 +312,12 @@ class Encoder(nn.Module):
         self.encoder = TransformerEncoder(config)
 
     def forward(self, src: torch.Tensor, inputs_positions: Optional[torch.Tensor] = None,
-                inputs_segmentation: Optional[torch.Tensor] = None, dropout_rate: float = 0.0) -> torch.Tensor:
+                inputs_segmentation: Optional[torch.Tensor] = None, dropout_rate: float = 0.0,
+                attention_dropout_rate: Optional[float] = None) -> torch.Tensor:
         # src: (B, S) token ids -> (B, S, D)
         x = self.pos_encoder(self.shared_embedding(src), inputs_positions, dropout_rate)
         bias = attention_bias(src, src, inputs_segmentation, inputs_segmentation, dtype=x.dtype)
-        return self.encoder(x, bias, dropout_rate)
+        return self.encoder(x, bias, dropout_rate, attention_dropout_rate)
 
 
 @dataclasses.dataclass
@@ -326,7 +349,8 @@ class Decoder(nn.Module):
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, src: torch.Tensor,
                 targets_positions: Optional[torch.Tensor] = None, inputs_segmentation: Optional[torch.Tensor] = None,
-                targets_segmentation: Optional[torch.Tensor] = None, dropout_rate: float = 0.0) -> torch.Tensor:
+                targets_segmentation: Optional[torch.Tensor] = None, dropout_rate: float = 0.0,
+                attention_dropout_rate: Optional[float] = None) -> torch.Tensor:
         # tgt: (B, T), memory: (B, S, D), src: (B, S) (only for its padding) -> (B, T, V)
         # Masks come from the unshifted targets: position t predicts target t, so it is
         # a real query exactly when target t is a real token.
@@ -336,7 +360,7 @@ class Decoder(nn.Module):
         memory_bias = attention_bias(tgt, src, targets_segmentation if segments_given else None,
                                      inputs_segmentation, dtype=memory.dtype)
         x = self.pos_encoder(self.shared_embedding(shift_right(tgt)), targets_positions, dropout_rate)
-        return self._logits(self.decoder(x, memory, self_bias, memory_bias, dropout_rate))
+        return self._logits(self.decoder(x, memory, self_bias, memory_bias, dropout_rate, attention_dropout_rate))
 
     def start_decoding(self, memory: torch.Tensor, src: torch.Tensor, max_length: int) -> DecodingCache:
         """An empty cache for decoding up to `max_length` steps against memory (N, S, D) of sources src (N, S)."""
@@ -386,7 +410,9 @@ class Transformer(nn.Module):
     def forward(self, src: torch.Tensor, tgt: torch.Tensor,
                 inputs_positions: Optional[torch.Tensor] = None, targets_positions: Optional[torch.Tensor] = None,
                 inputs_segmentation: Optional[torch.Tensor] = None, targets_segmentation: Optional[torch.Tensor] = None,
-                dropout_rate: float = DROPOUT_RATE) -> torch.Tensor:
+                dropout_rate: float = DROPOUT_RATE, attention_dropout_rate: Optional[float] = None) -> torch.Tensor:
         # src: (B, S), tgt: (B, T) token ids -> logits (B, T, V)
-        memory = self.encoder(src, inputs_positions, inputs_segmentation, dropout_rate)
-        return self.decoder(tgt, memory, src, targets_positions, inputs_segmentation, targets_segmentation, dropout_rate)
+        # attention_dropout_rate None: the attention probabilities drop at dropout_rate too (v0.6).
+        memory = self.encoder(src, inputs_positions, inputs_segmentation, dropout_rate, attention_dropout_rate)
+        return self.decoder(tgt, memory, src, targets_positions, inputs_segmentation, targets_segmentation,
+                            dropout_rate, attention_dropout_rate)

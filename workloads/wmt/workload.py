@@ -20,7 +20,7 @@ from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_
 from pytest_algoperf.api.pytorch_utils import pytorch_setup
 from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.wmt import bleu, decode, input_pipeline
-from workloads.wmt.model import DROPOUT_RATE, Transformer, TransformerConfig
+from workloads.wmt.model import DROPOUT_RATE, V05_ATTENTION_DROPOUT_RATE, Transformer, TransformerConfig
 from workloads.wmt.raw_format import REFERENCE_COUNTS
 
 
@@ -49,6 +49,8 @@ class WmtWorkload(BenchmarkWorkload):
         # Tests may swap in a smaller configuration; runs always use the class's.
         self.model_config = self.MODEL_CONFIG
         self._prepared: Optional[input_pipeline.PreparedWmt] = None
+        # Set by fix_dropout_at_init: a v0.5 run, whose attention dropout is the aux rate.
+        self._dropout_fixed_at_init = False
 
     # --- constants -------------------------------------------------------
     @property
@@ -112,7 +114,7 @@ class WmtWorkload(BenchmarkWorkload):
     def init_model_fn(
         self, rng: spec.RandomState, dropout_rate: Optional[float] = None, aux_dropout_rate: Optional[float] = None
     ) -> spec.ModelInitState:
-        del dropout_rate, aux_dropout_rate  # dropout is chosen per model_fn call
+        del dropout_rate, aux_dropout_rate  # dropout is chosen per model_fn call (v0.5 runs: fix_dropout_at_init)
         torch.random.manual_seed(int(rng[0]))
         model = Transformer(self.model_config)
         self._param_shapes = pytorch_param_shapes(model)
@@ -125,6 +127,26 @@ class WmtWorkload(BenchmarkWorkload):
             else:
                 model = torch.nn.DataParallel(model)
         return model, None
+
+    def fix_dropout_at_init(self, dropout_rate: Optional[float], aux_dropout_rate: Optional[float]) -> None:
+        super().fix_dropout_at_init(dropout_rate, aux_dropout_rate)
+        self._dropout_fixed_at_init = True
+
+    def _dropout_rates(self, dropout_rate: Optional[float]) -> Tuple[float, Optional[float]]:
+        """(general rate, attention-probability rate or None for "the same") for one model_fn call.
+
+        v0.6 passes dropout_rate to model_fn and the model uses it everywhere,
+        attention included. A v0.5 run fixed both rates at init, as upstream's
+        v0.5 runner did: dropout_rate (default 0.1) for embeddings, residuals and
+        feed-forward, aux_dropout_rate as the attention dropout (0.1 when None).
+        """
+        if dropout_rate is not None:
+            return dropout_rate, None
+        general = self._init_dropout_rate if self._init_dropout_rate is not None else DROPOUT_RATE
+        if not self._dropout_fixed_at_init:
+            return general, None
+        aux = self._init_aux_dropout_rate
+        return general, aux if aux is not None else V05_ATTENTION_DROPOUT_RATE
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
         return param_key == "shared_embedding.weight"  # the embedding doubles as the output projection
@@ -140,8 +162,7 @@ class WmtWorkload(BenchmarkWorkload):
         dropout_rate: Optional[float] = None,
     ) -> Tuple[spec.Tensor, spec.ModelAuxiliaryState]:
         del model_state, rng, update_batch_norm
-        if dropout_rate is None:
-            dropout_rate = self._init_dropout_rate if self._init_dropout_rate is not None else DROPOUT_RATE
+        dropout_rate, attention_dropout_rate = self._dropout_rates(dropout_rate)
         model = params
         if mode == spec.ForwardPassMode.EVAL:
             model.eval()  # in TRAIN mode the submission calls model.train() itself, as upstream (reference §9.9)
@@ -156,6 +177,7 @@ class WmtWorkload(BenchmarkWorkload):
                 inputs_segmentation=batch.get("inputs_segmentation"),
                 targets_segmentation=batch.get("targets_segmentation"),
                 dropout_rate=dropout_rate,
+                attention_dropout_rate=attention_dropout_rate,
             )
         return logits, None
 
