@@ -216,6 +216,15 @@ def _string_literals(node: ast.AST) -> List[str]:
     return [child.value for child in ast.walk(node) if isinstance(child, ast.Constant) and isinstance(child.value, str)]
 
 
+def _compared_literals(node: ast.Compare) -> List[str]:
+    """Strings a comparison compares against (`x == 'a'`, `x in ('a', 'b')`), not subscript keys inside it."""
+    literals = []
+    for operand in [node.left, *node.comparators]:
+        elements = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+        literals += [e.value for e in elements if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return literals
+
+
 def workload_identification_findings(source: str, workload_names: Iterable[str]) -> IdentificationFindings:
     """Places in the source that identify the workload, outside the batch-size functions (best effort).
 
@@ -244,12 +253,12 @@ def workload_identification_findings(source: str, workload_names: Iterable[str])
                 elif node.attr in TARGET_ATTRIBUTES:
                     findings.warnings.append(f"{where}: reads workload.{node.attr} in {function.name}")
             elif isinstance(node, ast.Compare):
-                literals = _string_literals(node)
+                literals = _compared_literals(node)
                 named = [text for text in literals if text in names]
                 compared_names.update(named)
                 if named:
                     findings.failures.append(f"{where}: compares with the workload name {named[0]!r} in {function.name}")
-                elif literals and _reads_workload(node):
+                elif literals and any(_reads_workload(operand) for operand in [node.left, *node.comparators]):
                     findings.warnings.append(f"{where}: compares a workload property with {literals[0]!r} in {function.name}")
         for text in _string_literals(function):
             if text in names and text not in compared_names:

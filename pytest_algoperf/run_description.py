@@ -116,6 +116,8 @@ def trial_flags(session: BenchmarkSession, trial: TrialSpec, batch_sizes: Tuple[
     own = {
         "study": trial.study,
         "base_seed": settings.seed,
+        "seeds": settings.seed_scope,  # study: rng_seed is shared by the study's trials; trial: a seed per trial
+        "stop_diverged": settings.stop_diverged,
         "budget_scale": settings.budget_scale,
         "benchmark_version": settings.benchmark_version,
         "global_batch_size": batch_sizes[0],

@@ -199,7 +199,7 @@ def test_development_run_writes_algoperf_results_and_the_summary(pytester, mnist
     meta = json.loads((trial / "meta_data_0.json").read_text())
     assert meta["workload.max_allowed_runtime_sec"] == 60 and meta["workload.validation_target_value"] == 0.97
     summary = results / "nadamw-max-steps-3" / "time_to_target_summary.csv"
-    assert summary.read_text().splitlines()[0] == "workload,study,time_to_target_s,trial,steps,trials_reached,status"
+    assert summary.read_text().splitlines()[0] == "workload,study,time_to_target_s,trial,steps,trials_reached,trials_diverged,status"
 
 
 BROKEN_ON_SECOND_POINT = '''
