@@ -60,7 +60,7 @@ class SubmissionImportFinder(importlib.abc.MetaPathFinder):
 
     def __init__(self) -> None:
         self._vendor_folders: List[Path] = []
-        self._checkout_folders: Dict[str, Path] = {}
+        self._checkout_folders: Dict[str, List[Path]] = {}  # every checkout's folder of that name, first loaded first
         self._resolving = threading.local()
 
     def add_submission(self, module_file: Path) -> None:
@@ -68,7 +68,9 @@ class SubmissionImportFinder(importlib.abc.MetaPathFinder):
         if folder not in self._vendor_folders:
             self._vendor_folders.append(folder)
         for name, path in _package_names_above(module_file).items():
-            self._checkout_folders.setdefault(name, path)
+            folders = self._checkout_folders.setdefault(name, [])
+            if path not in folders:
+                folders.append(path)
             _extend_loaded_package(name, path)
 
     def find_spec(
@@ -77,15 +79,17 @@ class SubmissionImportFinder(importlib.abc.MetaPathFinder):
         if path is not None or "." in fullname or getattr(self._resolving, "active", False):
             return None  # submodules resolve through their package's __path__
         candidates = [found for found in (_module_in(folder, fullname) for folder in self._vendor_folders) if found]
-        if fullname in self._checkout_folders:
-            candidates.append(self._checkout_folders[fullname])
+        checkout_folders = self._checkout_folders.get(fullname, [])
+        candidates.extend(checkout_folders)
         if not candidates:
             return None
         elsewhere = self._spec_elsewhere(fullname)
         if elsewhere is not None and not _is_namespace(elsewhere):
             return None  # a regular module or package on sys.path wins: nothing is shadowed
+        # Every checkout's folder of this name joins the package, as `_extend_loaded_package` does once it is loaded.
+        other_checkouts = [str(folder) for folder in checkout_folders if folder != candidates[0]]
         other_portions = list(elsewhere.submodule_search_locations or []) if elsewhere is not None else []
-        return _spec_for(fullname, candidates[0], other_portions)
+        return _spec_for(fullname, candidates[0], other_checkouts, other_portions)
 
     def _spec_elsewhere(self, fullname: str) -> Optional[importlib.machinery.ModuleSpec]:
         """What the rest of the import system finds for `fullname` without this finder."""
@@ -115,14 +119,20 @@ def _is_namespace(spec: importlib.machinery.ModuleSpec) -> bool:
     return spec.origin in (None, "namespace") and spec.submodule_search_locations is not None
 
 
-def _spec_for(fullname: str, location: Path, other_portions: List[str]) -> importlib.machinery.ModuleSpec:
+def _spec_for(
+    fullname: str, location: Path, other_checkouts: List[str], other_portions: List[str]
+) -> importlib.machinery.ModuleSpec:
     if location.is_file():
         return importlib.util.spec_from_file_location(fullname, location)
+    search_path = [str(location)]
+    for folder in other_checkouts:
+        if folder not in search_path:
+            search_path.append(folder)
     init = location / "__init__.py"
     if init.is_file():
-        return importlib.util.spec_from_file_location(fullname, init, submodule_search_locations=[str(location)])
+        return importlib.util.spec_from_file_location(fullname, init, submodule_search_locations=search_path)
     spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
-    spec.submodule_search_locations = [str(location)] + [p for p in other_portions if p != str(location)]
+    spec.submodule_search_locations = search_path + [p for p in other_portions if p not in search_path]
     return spec
 
 

@@ -23,7 +23,8 @@ EXAMPLE_TRIAL = (
     / "external_tuning" / "shampoo" / "study_0" / "ogbg_pytorch" / "trial_1"
 )
 PER_GPU_KEY = re.compile(r"gpu\.\d+\.")
-OUR_FLAGS = ["study", "base_seed", "budget_scale", "benchmark_version", "global_batch_size", "global_eval_batch_size", "submission_hash"]
+OUR_FLAGS = ["study", "base_seed", "seeds", "stop_diverged", "budget_scale", "benchmark_version", "global_batch_size",
+             "global_eval_batch_size", "submission_hash"]
 
 
 def _example(name: str) -> Dict[str, Any]:

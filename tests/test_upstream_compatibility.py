@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -104,3 +105,39 @@ def test_v05_and_v06_submissions_train_and_evaluate_on_mnist(pytester, mnist_dat
     v06 = project_root / "submissions" / "nadamw_self_tuning"
     result = pytester.runpytest(f"--algoperf-submission={v06}", "--algoperf-ruleset=self", *common)
     result.assert_outcomes(passed=1)
+
+
+DROPOUT_PROBE = '''
+"""Records the dropout rates the workload was fixed with, to check what a v0.5 run sets up."""
+import json, os
+from pytest_algoperf.baselines import baseline_module
+base = baseline_module("nadamw")
+get_batch_size, init_optimizer_state, data_selection = base.get_batch_size, base.init_optimizer_state, base.data_selection
+
+def update_params(workload, current_param_container, current_params_types, model_state, hyperparameters, batch,
+                  loss_type, optimizer_state, eval_results, global_step, rng):
+    with open(os.environ["DROPOUT_PROBE"], "w") as out:
+        json.dump([workload._init_dropout_rate, workload._init_aux_dropout_rate], out)
+    return base.update_params(workload, current_param_container, current_params_types, model_state, hyperparameters,
+                              batch, loss_type, optimizer_state, eval_results, global_step, rng)
+'''
+
+
+@pytest.mark.parametrize("version, expected", [("v0.5", [0.0, 0.3]), ("v0.6", [None, None])])
+def test_a_v05_run_fixes_dropout_at_model_init_from_the_hyperparameters(pytester, mnist_data_dir, tmp_path, monkeypatch, version, expected):
+    """v0.5's runner built the model with the trial's dropout_rate and aux_dropout_rate; v0.6 leaves it to model_fn."""
+    probe = tmp_path / "probe.json"
+    monkeypatch.setenv("DROPOUT_PROBE", str(probe))
+    folder = pytester.mkdir("dropout_probe")
+    (folder / "submission.py").write_text(DROPOUT_PROBE)
+    (folder / "tuning_search_space.json").write_text(
+        '[{"dropout_rate": 0.0, "aux_dropout_rate": 0.3, "label_smoothing": 0.0, "learning_rate": 0.001, '
+        '"one_minus_beta1": 0.1, "beta2": 0.999, "weight_decay": 0.0, "warmup_factor": 0.1}]'
+    )
+    result = pytester.runpytest(
+        f"--algoperf-submission={folder}", f"--algoperf-data-dir={mnist_data_dir}", f"--algoperf-results-dir={tmp_path}",
+        f"--algoperf-benchmark-version={version}", "--algoperf-studies=1", "--algoperf-max-steps=1", "-k", "mnist",
+        "-p", "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=1)
+    assert json.loads(probe.read_text()) == expected
