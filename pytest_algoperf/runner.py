@@ -46,7 +46,6 @@ from pytest_algoperf.submission_loading import Submission, SubmissionError
 Clock = Callable[[], float]
 
 DIVERGENCE_METRICS = ("train/loss", "validation/loss")
-FIRST_RNG_BLOCK = 2  # the rngs made before the clock starts: step 0 is always followed by an eval
 
 
 def max_allowed_runtime(workload_budget_sec: float, ruleset: str, benchmark_version: str, budget_scale: float) -> float:
@@ -249,7 +248,8 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
         workload.attach_metrics_logger(logger)
     calls_prepare_for_eval = submission.has_prepare_for_eval and protocol.calls_prepare_for_eval
     step_rngs = StepRngs(rngs.loop, protocol.step_rng_splits)
-    step_rngs.prepare(0, FIRST_RNG_BLOCK)  # the first eval follows step 1; later blocks are sized at each eval
+    # Before the clock starts: a full block, so the first eval period never computes rngs on the clock.
+    step_rngs.prepare(0, steps_until_next_eval(None, workload.eval_period_time_sec, remaining_steps=settings.max_global_steps))
     free_cuda_memory()
 
     global_start_time = clock()
@@ -310,8 +310,9 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
                 )
                 if outcome.stopped_on_divergence:
                     break
-            # Off the clock: the rngs for the steps until (well past) the next eval.
-            step_rngs.prepare(global_step, _rng_block_size(global_step, train_state, settings, workload.eval_period_time_sec))
+            if train_state["is_time_remaining"] and not goals_reached and not train_state["training_complete"]:
+                # Off the clock: the rngs for the steps until (well past) the next eval.
+                step_rngs.prepare(global_step, _rng_block_size(global_step, train_state, settings, workload.eval_period_time_sec))
         train_state["last_step_end_time"] = clock()
 
     outcome.training_complete = train_state["training_complete"]

@@ -85,7 +85,7 @@ def _nadamw_update(param, grad, state, beta1, beta2, lr, weight_decay, eps):
     # Nesterov: step along beta1 * m_t + (1 - beta1) * g_t instead of m_t.
     nesterov_moment = first_moment.mul(beta1).add_(grad, alpha=1 - beta1)
     step_size = lr / (1 - beta1**step)
-    denominator = (second_moment.sqrt() / math.sqrt(1 - beta2**step)).add_(eps)
+    denominator = second_moment.sqrt().div_(math.sqrt(1 - beta2**step)).add_(eps)  # in place: one temporary, not two
     param.addcdiv_(nesterov_moment, denominator, value=-step_size)
 
 

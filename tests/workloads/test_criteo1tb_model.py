@@ -129,3 +129,25 @@ def test_layer_norm_and_residual_models_run_forward_and_backward():
         logits = model(inputs, dropout_rate=0.1)
         logits.sum().backward()
         assert logits.shape == (4, 1) and model.embedding_chunk_0.grad is not None
+
+
+def test_chunked_lookup_gives_the_concatenated_tables_rows_and_gradients():
+    """The lookup reads each id from its chunk; upstream concatenates the chunks first. Same values, same grads."""
+    import torch.nn.functional as F
+
+    from workloads.criteo1tb import model as criteo_model
+
+    torch.manual_seed(0)
+    holder = torch.nn.Module()
+    criteo_model._init_embedding_chunks(holder, 4000, 8, 0.5)
+    ids = torch.randint(-10_000, 10_000, (16, 26)).float()
+    chunks = [getattr(holder, f"embedding_chunk_{i}") for i in range(criteo_model.NUM_EMBEDDING_CHUNKS)]
+    ours = criteo_model._lookup(holder, ids, 4000)
+    ours.square().sum().backward()
+    ours_grads = [chunk.grad.clone() for chunk in chunks]
+    for chunk in chunks:
+        chunk.grad = None
+    reference = F.embedding(ids.to(torch.int32) % 4000, torch.cat(chunks, dim=0))
+    reference.square().sum().backward()
+    assert torch.equal(ours, reference)
+    assert all(torch.equal(mine, chunk.grad) for mine, chunk in zip(ours_grads, chunks))

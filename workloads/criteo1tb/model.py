@@ -43,10 +43,20 @@ def _reference_embedding_scale(vocab_size: int, multiplier: Optional[float]) -> 
 
 
 def _lookup(module: nn.Module, sparse: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """(B, 26) float ids -> (B, 26, embed_dim): int32 cast, modulo the vocabulary, one table lookup."""
-    ids = sparse.to(torch.int32) % vocab_size
-    table = torch.cat([getattr(module, f"embedding_chunk_{index}") for index in range(NUM_EMBEDDING_CHUNKS)], dim=0)
-    return F.embedding(ids, table)
+    """(B, 26) float ids -> (B, 26, embed_dim): int32 cast, modulo the vocabulary, a lookup in the chunked table.
+
+    Upstream concatenates the 4 chunks into one table and looks ids up in it. Looking each id up in its
+    own chunk gives the same rows (and the same gradients) without copying the 2 GB table every call.
+    """
+    ids = (sparse.to(torch.int32) % vocab_size).long()
+    chunks = [getattr(module, f"embedding_chunk_{index}") for index in range(NUM_EMBEDDING_CHUNKS)]
+    rows_per_chunk = chunks[0].shape[0]
+    chunk_of_id, row_in_chunk = ids // rows_per_chunk, ids % rows_per_chunk
+    embedded = chunks[0].new_zeros(*ids.shape, chunks[0].shape[1])
+    for index, chunk in enumerate(chunks):
+        in_chunk = chunk_of_id == index
+        embedded = embedded.index_put((in_chunk,), F.embedding(row_in_chunk[in_chunk], chunk))
+    return embedded
 
 
 def _init_bottom_linear(layer: nn.Linear) -> None:
