@@ -251,10 +251,11 @@ def test_every_registered_workload_passes_the_gate_with_the_baseline(tmp_path):
 
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--algoperf-submission={SELF_TUNING}",
                "--algoperf-ruleset=self", "--algoperf-smoke", "--algoperf-variants", f"--algoperf-results-dir={tmp_path}"]
-    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    # The Criteo session is the long pole: it gets both cores' threads, so it speeds up once the other ends.
     sessions = [
-        subprocess.Popen(command + ["-k", selection], cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for selection in ("criteo1tb", "not criteo1tb")
+        subprocess.Popen(command + ["-k", selection], cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS=threads),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for selection, threads in (("criteo1tb", "2"), ("not criteo1tb", "1"))
     ]
     outputs = [session.communicate()[0] for session in sessions]
     passed = sum(int(match) for output in outputs for match in re.findall(r"(\d+) passed", output.splitlines()[-1]))
