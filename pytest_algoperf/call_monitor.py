@@ -74,9 +74,13 @@ def _parameter_checksum(model: Any) -> Dict[str, float]:
         return {name: float(p.detach().double().square().sum()) for name, p in model.named_parameters()}
 
 
+def _unwrapped(model: Any) -> Any:
+    """The module inside a DDP/DataParallel wrapper or a torch.compile'd model."""
+    return getattr(model, "module", None) or getattr(model, "_orig_mod", None) or model
+
+
 def _parameter_shapes(model: Any) -> Dict[str, tuple]:
-    module = getattr(model, "module", None) or getattr(model, "_orig_mod", None) or model
-    return {name: tuple(p.shape) for name, p in module.named_parameters()}
+    return {name: tuple(p.shape) for name, p in _unwrapped(model).named_parameters()}
 
 
 class CallMonitor:
@@ -176,9 +180,8 @@ class CallMonitor:
         """Smoke runs catch divergence at the update that causes it, not at the next eval."""
         import torch
 
-        module = getattr(params, "module", None) or getattr(params, "_orig_mod", None) or params
         with torch.no_grad():
-            for name, parameter in module.named_parameters():
+            for name, parameter in _unwrapped(params).named_parameters():
                 # A sum is non-finite if any element is (cheap, no tensor of flags); an overflowing sum of finite
                 # values is told apart by the exact check.
                 if not bool(torch.isfinite(parameter.sum())) and not bool(torch.isfinite(parameter).all()):

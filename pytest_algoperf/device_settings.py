@@ -14,12 +14,12 @@ def apply_benchmark_settings(benchmark_version: str) -> None:
     """
     import torch
 
-    from scoring.versions import load_version
+    from pytest_algoperf.runner_protocol import RunnerProtocol
 
     torch.backends.cudnn.benchmark = True
-    tf32 = load_version(benchmark_version).runner.get("pytorch_tf32_matmul")
+    tf32 = RunnerProtocol.of_version(benchmark_version).pytorch_tf32_matmul
     if tf32 is not None:
-        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.set_float32_matmul_precision("high" if tf32 else "highest")
 
 

@@ -12,6 +12,7 @@ from pytest_algoperf import results, runner
 from pytest_algoperf.call_monitor import RecordingQueue
 from pytest_algoperf.compilation import compile_like_upstream, should_compile
 from pytest_algoperf.run_plan import TrialSpec
+from pytest_algoperf.runner_protocol import RunnerProtocol
 from pytest_algoperf.session import SESSION_KEY, BenchmarkSession
 from pytest_algoperf.smoke import reduced_batch_sizes, timed
 from pytest_algoperf.submission_loading import Submission, SubmissionError, load_submission
@@ -137,7 +138,7 @@ def algoperf_model(
     algoperf_device: Any,
 ) -> Tuple[Any, Any]:
     """(model, model_state), initialised from the trial's model rng and compiled where upstream compiles."""
-    if algoperf_submission.api_version == "v0.5" or _version_fixes_dropout(algoperf_session.settings.benchmark_version):
+    if algoperf_submission.api_version == "v0.5" or RunnerProtocol.of_version(algoperf_session.settings.benchmark_version).dropout_fixed_at_init:
         # v0.5's runner built the model with the trial's dropout rates; model_fn then took none.
         algoperf_workload.fix_dropout_at_init(
             getattr(algoperf_hyperparameters, "dropout_rate", None), getattr(algoperf_hyperparameters, "aux_dropout_rate", None)
@@ -146,12 +147,6 @@ def algoperf_model(
     if should_compile(algoperf_session.settings.torch_compile, algoperf_device):
         model = compile_like_upstream(algoperf_workload, model, algoperf_trial.entry.base)
     return model, model_state
-
-
-def _version_fixes_dropout(benchmark_version: str) -> bool:
-    from scoring.versions import load_version
-
-    return bool(load_version(benchmark_version).runner.get("dropout_fixed_at_init", False))
 
 
 @pytest.fixture
@@ -189,7 +184,7 @@ def algoperf_run_trial(
                 max_allowed_runtime_sec=max_allowed_runtime_sec,
                 global_eval_batch_size=algoperf_batch_sizes[1],
                 max_global_steps=max_global_steps,
-                protocol=runner.RunnerProtocol.of_version(algoperf_session.settings.benchmark_version),
+                protocol=RunnerProtocol.of_version(algoperf_session.settings.benchmark_version),
                 stop_on_divergence=algoperf_session.settings.stop_diverged,
                 strict=algoperf_session.settings.mode == "smoke",
             ),

@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api.spec import TrainingCompleteError
 from pytest_algoperf.device_settings import free_cuda_memory
+from pytest_algoperf.runner_protocol import RunnerProtocol
 from pytest_algoperf.step_rngs import StepRngs, steps_until_next_eval
 from pytest_algoperf.submission_loading import Submission, SubmissionError
 
@@ -89,26 +90,6 @@ def trial_rngs(seed: int, ruleset: str) -> TrialRngs:
         rng, _ = prng.split(rng, 2)
     data_rng, optimizer_init_rng, model_init_rng, loop_rng = prng.split(rng, 4)
     return TrialRngs(data_rng, optimizer_init_rng, model_init_rng, loop_rng)
-
-
-@dataclasses.dataclass(frozen=True)
-class RunnerProtocol:
-    """What differs between benchmark versions' runners (the `runner` block of scoring/versions/*.json)."""
-
-    budget_check_every_step: bool = False
-    step_rng_splits: int = 4
-    calls_prepare_for_eval: bool = True
-
-    @classmethod
-    def of_version(cls, benchmark_version: str) -> "RunnerProtocol":
-        from scoring.versions import load_version
-
-        runner = load_version(benchmark_version).runner
-        return cls(
-            budget_check_every_step=runner.get("budget_check", "at_eval") == "every_step",
-            step_rng_splits=int(runner.get("step_rng_splits", 4)),
-            calls_prepare_for_eval=bool(runner.get("calls_prepare_for_eval", True)),
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,7 +230,7 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
     calls_prepare_for_eval = submission.has_prepare_for_eval and protocol.calls_prepare_for_eval
     step_rngs = StepRngs(rngs.loop, protocol.step_rng_splits)
     # Before the clock starts: a full block, so the first eval period never computes rngs on the clock.
-    step_rngs.prepare(0, steps_until_next_eval(None, workload.eval_period_time_sec, remaining_steps=settings.max_global_steps))
+    step_rngs.prepare(0, _rng_block_size(0, train_state, settings, workload.eval_period_time_sec))
     free_cuda_memory()
 
     global_start_time = clock()
@@ -282,7 +263,7 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
         outcome.global_step = global_step
         outcome.accumulated_submission_time = train_state["accumulated_submission_time"]
         if protocol.budget_check_every_step:
-            train_state["is_time_remaining"] = train_state["accumulated_submission_time"] < settings.max_allowed_runtime_sec
+            _check_budget(train_state, settings)
 
         eval_due = (
             train_step_end_time - train_state["last_eval_time"] >= workload.eval_period_time_sec
@@ -301,7 +282,7 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
                 outcome.accumulated_submission_time = train_state["accumulated_submission_time"]
 
             if not protocol.budget_check_every_step:
-                train_state["is_time_remaining"] = train_state["accumulated_submission_time"] < settings.max_allowed_runtime_sec
+                _check_budget(train_state, settings)
             # v0.6 gives no eval once over budget; v0.5 evaluated the step that went over as well.
             if train_state["is_time_remaining"] or protocol.budget_check_every_step:
                 goals_reached = _evaluate(
@@ -319,9 +300,13 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
     outcome.is_time_remaining = train_state["is_time_remaining"]
 
 
+def _check_budget(train_state: Dict[str, Any], settings: TrialSettings) -> None:
+    train_state["is_time_remaining"] = train_state["accumulated_submission_time"] < settings.max_allowed_runtime_sec
+
+
 def _rng_block_size(global_step: int, train_state: Dict[str, Any], settings: TrialSettings, eval_period_sec: float) -> int:
     elapsed = train_state["accumulated_submission_time"]
-    rate = global_step / elapsed if elapsed > 0 else None
+    rate = global_step / elapsed if elapsed > 0 else None  # before the first step: no rate, the minimum block
     remaining = settings.max_global_steps - global_step if settings.max_global_steps is not None else None
     return steps_until_next_eval(rate, eval_period_sec, remaining_steps=remaining)
 

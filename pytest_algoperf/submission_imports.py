@@ -124,10 +124,7 @@ def _spec_for(
 ) -> importlib.machinery.ModuleSpec:
     if location.is_file():
         return importlib.util.spec_from_file_location(fullname, location)
-    search_path = [str(location)]
-    for folder in other_checkouts:
-        if folder not in search_path:
-            search_path.append(folder)
+    search_path = [str(location), *other_checkouts]  # other_checkouts: unique, without `location`
     init = location / "__init__.py"
     if init.is_file():
         return importlib.util.spec_from_file_location(fullname, init, submodule_search_locations=search_path)

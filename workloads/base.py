@@ -49,6 +49,7 @@ class BenchmarkWorkload(spec.Workload):
         # Set by v0.5-API runs, where dropout is fixed when the model is built.
         self._init_dropout_rate: Optional[float] = None
         self._init_aux_dropout_rate: Optional[float] = None
+        self._dropout_fixed_at_init = False  # a rate of None then still means "fixed at the workload's default"
         # Split sizes of a subset data dir (see data_manifest); None means the reference sizes.
         self._subset_sizes: Optional[Dict[str, int]] = None
 
@@ -103,6 +104,7 @@ class BenchmarkWorkload(spec.Workload):
         """v0.5 API: dropout chosen once from the hyperparameters, used whenever model_fn gets none."""
         self._init_dropout_rate = dropout_rate
         self._init_aux_dropout_rate = aux_dropout_rate
+        self._dropout_fixed_at_init = True
 
     # --- data --------------------------------------------------------------
     def _cached_eval_batches(

@@ -49,8 +49,6 @@ class WmtWorkload(BenchmarkWorkload):
         # Tests may swap in a smaller configuration; runs always use the class's.
         self.model_config = self.MODEL_CONFIG
         self._prepared: Optional[input_pipeline.PreparedWmt] = None
-        # Set by fix_dropout_at_init: a v0.5 run, whose attention dropout is the aux rate.
-        self._dropout_fixed_at_init = False
 
     # --- constants -------------------------------------------------------
     @property
@@ -127,10 +125,6 @@ class WmtWorkload(BenchmarkWorkload):
             else:
                 model = torch.nn.DataParallel(model)
         return model, None
-
-    def fix_dropout_at_init(self, dropout_rate: Optional[float], aux_dropout_rate: Optional[float]) -> None:
-        super().fix_dropout_at_init(dropout_rate, aux_dropout_rate)
-        self._dropout_fixed_at_init = True
 
     def _dropout_rates(self, dropout_rate: Optional[float]) -> Tuple[float, Optional[float]]:
         """(general rate, attention-probability rate or None for "the same") for one model_fn call.
