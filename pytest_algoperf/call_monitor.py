@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional, Set
 
 from pytest_algoperf import rules
 from pytest_algoperf.submission_loading import SubmissionError
+from pytest_algoperf.model_unwrap import unwrapped_model
 
 
 class SubmissionTimeout(SubmissionError):
@@ -74,13 +75,8 @@ def _parameter_checksum(model: Any) -> Dict[str, float]:
         return {name: float(p.detach().double().square().sum()) for name, p in model.named_parameters()}
 
 
-def _unwrapped(model: Any) -> Any:
-    """The module inside a DDP/DataParallel wrapper or a torch.compile'd model."""
-    return getattr(model, "module", None) or getattr(model, "_orig_mod", None) or model
-
-
 def _parameter_shapes(model: Any) -> Dict[str, tuple]:
-    return {name: tuple(p.shape) for name, p in _unwrapped(model).named_parameters()}
+    return {name: tuple(p.shape) for name, p in unwrapped_model(model).named_parameters()}
 
 
 class CallMonitor:
@@ -181,7 +177,7 @@ class CallMonitor:
         import torch
 
         with torch.no_grad():
-            for name, parameter in _unwrapped(params).named_parameters():
+            for name, parameter in unwrapped_model(params).named_parameters():
                 # A sum is non-finite if any element is (cheap, no tensor of flags); an overflowing sum of finite
                 # values is told apart by the exact check.
                 if not bool(torch.isfinite(parameter.sum())) and not bool(torch.isfinite(parameter).all()):

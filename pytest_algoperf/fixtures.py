@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 import pytest
 
-from pytest_algoperf import results, runner
+from pytest_algoperf import results, resume, runner, trial_checkpoints
 from pytest_algoperf.call_monitor import RecordingQueue
 from pytest_algoperf.compilation import compile_like_upstream, should_compile
 from pytest_algoperf.run_plan import TrialSpec
@@ -123,8 +123,32 @@ def algoperf_input_queue(
     algoperf_session: BenchmarkSession,
 ) -> Iterator[Any]:
     queue = algoperf_workload._build_input_queue(algoperf_rngs.data, "train", algoperf_data_dir, algoperf_batch_sizes[0])
-    # Smoke runs check that data_selection keeps the queue's keys; timed runs get the bare queue.
-    return RecordingQueue(queue) if algoperf_session.settings.mode == "smoke" else queue
+    # Smoke runs check that data_selection keeps the queue's keys; timed runs count the batches drawn,
+    # which is what a checkpoint needs to continue the queue.
+    return RecordingQueue(queue) if algoperf_session.settings.mode == "smoke" else trial_checkpoints.CountingQueue(queue)
+
+
+@pytest.fixture
+def algoperf_trial_dir(algoperf_trial: TrialSpec, algoperf_session: BenchmarkSession) -> Path:
+    settings = algoperf_session.settings
+    return results.trial_dir(settings.results_dir, algoperf_session.experiment, algoperf_trial.study, algoperf_trial.workload, algoperf_trial.trial)
+
+
+@pytest.fixture
+def algoperf_trial_history(algoperf_trial_dir: Path, algoperf_session: BenchmarkSession) -> resume.TrialHistory:
+    """What an earlier run left of this trial; every rank follows the writer's reading of the folder."""
+    settings = algoperf_session.settings
+    if settings.mode != "time-to-target" or settings.overwrite:
+        return resume.TrialHistory(resume.FRESH)
+    return algoperf_session.ranks.from_writer(lambda: resume.trial_history(algoperf_trial_dir))
+
+
+@pytest.fixture
+def algoperf_checkpoint(algoperf_trial_history: resume.TrialHistory, algoperf_device: Any) -> Any:
+    """The checkpoint an interrupted trial resumes from (loaded off the clock), or None."""
+    import warnings
+
+    return resume.load_checkpoint(algoperf_trial_history, algoperf_device, warn=warnings.warn)
 
 
 @pytest.fixture
@@ -159,9 +183,11 @@ def algoperf_run_trial(
     algoperf_batch_sizes: Tuple[int, int],
     algoperf_input_queue: Iterator[Any],
     algoperf_model: Tuple[Any, Any],
-    algoperf_trial_logger: results.TrialLogger,
+    algoperf_trial_logger: Any,
     algoperf_device: Any,
     algoperf_data_dir: str,
+    algoperf_trial_dir: Path,
+    algoperf_checkpoint: Any,
 ):
     """This item's trial, ready to train: call `run(max_allowed_runtime_sec, max_global_steps, monitor)`.
 
@@ -187,13 +213,21 @@ def algoperf_run_trial(
                 protocol=RunnerProtocol.of_version(algoperf_session.settings.benchmark_version),
                 stop_on_divergence=algoperf_session.settings.stop_diverged,
                 strict=algoperf_session.settings.mode == "smoke",
+                checkpoint_schedule=algoperf_session.settings.checkpoint_schedule,
+                checkpoint_dir=str(algoperf_trial_dir) if _checkpoints_trials(algoperf_session) else None,
             ),
             logger=algoperf_trial_logger,
-            clock=runner.synchronized_clock(algoperf_device),
+            clock=runner.synchronized_clock(algoperf_device, use_ddp=algoperf_session.ranks.distributed),
             monitor=monitor,
+            checkpoint=algoperf_checkpoint,
+            ranks=algoperf_session.ranks,
         )
 
     return run
+
+
+def _checkpoints_trials(session: BenchmarkSession) -> bool:
+    return session.settings.mode == "time-to-target" and session.settings.checkpoint_schedule.enabled
 
 
 @pytest.fixture
@@ -203,16 +237,25 @@ def algoperf_trial_logger(
     algoperf_workload: BenchmarkWorkload,
     algoperf_batch_sizes: Tuple[int, int],
     algoperf_device: Any,
-) -> results.TrialLogger:
-    """A fresh trial dir with hparams.json, meta_data_0.json and flags_0.json already written."""
-    settings = algoperf_session.settings
-    directory = results.trial_dir(
-        settings.results_dir, algoperf_session.experiment, algoperf_trial.study, algoperf_trial.workload, algoperf_trial.trial
-    )
-    results.clear_trial_dir(directory)
-    logger = results.TrialLogger(directory)
+    algoperf_trial_dir: Path,
+    algoperf_checkpoint: Any,
+) -> Optional[results.TrialLogger]:
+    """The trial's logger, on the writer rank only (None elsewhere, as upstream's metrics logger).
+
+    A new trial gets an emptied folder with hparams.json, meta_data_0.json and flags_0.json; a resumed
+    one keeps its folder and adds meta_data_<n>.json and flags_<n>.json for its preemption count n.
+    """
+    if not algoperf_session.ranks.is_writer:
+        return None
+    preemption_count = 0 if algoperf_checkpoint is None else algoperf_checkpoint["preemption_count"] + 1
+    if algoperf_checkpoint is None:
+        results.clear_trial_dir(algoperf_trial_dir)
+    logger = results.TrialLogger(algoperf_trial_dir)
     logger.write_hparams(hyperparameters_as_dict(algoperf_trial.hyperparameters))
     meta_data = trial_meta_data(algoperf_workload, algoperf_trial.seed)
-    logger.write_run_description(meta_data, trial_flags(algoperf_session, algoperf_trial, algoperf_batch_sizes, algoperf_device))
+    flags = trial_flags(algoperf_session, algoperf_trial, algoperf_batch_sizes, algoperf_device)
+    logger.write_run_description(meta_data, flags, preemption_count)
+    if algoperf_session.settings.mode == "time-to-target":
+        resume.mark_running(algoperf_trial_dir, preemption_count)
     return logger
 

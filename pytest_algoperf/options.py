@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import pytest
 
 from pytest_algoperf.smoke import SMOKE_STEPS
+from pytest_algoperf.trial_checkpoints import CheckpointSchedule
 from scoring.versions import available_versions, load_version
 
 RULESETS = ("external", "self")
@@ -32,6 +33,10 @@ _OPTIONS = (
     ("torch-compile", "torch.compile the models upstream compiles: auto (only on CUDA), yes or no", "auto"),
     ("timeout", "seconds a single submission call may take before its item fails, naming the call and step", None),
     ("smoke-steps", "steps each smoke item trains (at least 5 catches early divergence)", None),
+    ("shard", "K/N: run only the K-th of N disjoint shards of the selected items, balanced by runtime budget (one per cluster job)", None),
+    ("gpus-per-trial", "with pytest -n: GPUs each xdist worker (so each trial) gets; workers never share GPUs", "1"),
+    ("checkpoint-every", "checkpoint trials off the clock: N (every N-th eval), Ns (every N seconds of wall time) or 0 (never)", "1"),
+    ("ddp-timeout", "under torchrun: seconds a rank waits in a collective for the others before the item fails", "900"),
 )
 # (flag name, help)
 _FLAGS = (
@@ -39,6 +44,7 @@ _FLAGS = (
     ("variants", "with --algoperf-smoke or --algoperf-benchmark-steps: include the workload variants"),
     ("benchmark-steps", "time update_params per workload (pytest-benchmark) next to the NAdamW baseline's"),
     ("stop-diverged", "end a trial at the first eval with a non-finite loss instead of training on to the budget (saves compute; the trial is 'diverged' either way)"),
+    ("overwrite", "start the experiment's trials over instead of resuming them and reusing finished ones"),
 )
 COMPARE_HELP = (
     "reference result logs (an AlgoPerf submission dir, or a dir of several) to score this run against at the end; repeatable"
@@ -82,6 +88,11 @@ class Settings:
     seed_scope: str = "study"
     smoke_steps: int = SMOKE_STEPS
     stop_diverged: bool = False
+    shard: Optional[Tuple[int, int]] = None  # (K, N), 1-based K
+    gpus_per_trial: int = 1
+    checkpoint_schedule: CheckpointSchedule = CheckpointSchedule()
+    overwrite: bool = False
+    ddp_timeout_sec: float = 900.0
 
     @property
     def mode(self) -> str:
@@ -195,15 +206,16 @@ def read_settings(config: pytest.Config) -> Settings:
         errors.append("--algoperf-variants applies to --algoperf-smoke and --algoperf-benchmark-steps (full runs include variants already)")
     if (smoke or benchmark_steps) and compare:
         errors.append("--algoperf-compare needs a scored run; drop it from smoke and step-time sessions")
-    timeout_value = _raw(config, "timeout")
-    timeout = None
-    if timeout_value is not None:
-        try:
-            timeout = float(timeout_value)
-            if not timeout > 0:
-                raise ValueError
-        except ValueError:
-            errors.append(f"--algoperf-timeout={timeout_value!r} must be a positive number of seconds")
+    timeout = _positive_seconds(config, "timeout", errors, default=None)
+    shard = _shard(_raw(config, "shard"), errors)
+    gpus_per_trial = _int(config, "gpus-per-trial", errors, minimum=1)
+    checkpoint_value = _raw(config, "checkpoint-every") or "1"
+    try:
+        checkpoint_schedule = CheckpointSchedule.parse(checkpoint_value)
+    except ValueError as error:
+        errors.append(f"--algoperf-checkpoint-every={checkpoint_value!r}: {error}")
+        checkpoint_schedule = CheckpointSchedule()
+    ddp_timeout = _positive_seconds(config, "ddp-timeout", errors, default=900.0)
 
     if errors:
         raise pytest.UsageError("AlgoPerf options are invalid:\n  " + "\n  ".join(errors))
@@ -228,4 +240,38 @@ def read_settings(config: pytest.Config) -> Settings:
         seed_scope=seed_scope,
         smoke_steps=smoke_steps if smoke_steps is not None else SMOKE_STEPS,
         stop_diverged=stop_diverged,
+        shard=shard,
+        gpus_per_trial=gpus_per_trial if gpus_per_trial is not None else 1,
+        checkpoint_schedule=checkpoint_schedule,
+        overwrite=_flag(config, "overwrite"),
+        ddp_timeout_sec=ddp_timeout,
     )
+
+
+def _shard(value: Optional[str], errors: List[str]) -> Optional[Tuple[int, int]]:
+    if value is None:
+        return None
+    index, _, count = str(value).partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        errors.append(f"--algoperf-shard={value!r} is not K/N; pass e.g. --algoperf-shard=1/4 for the first of four shards")
+        return None
+    if not 1 <= shard[0] <= shard[1]:
+        errors.append(f"--algoperf-shard={value}: K must be between 1 and N (shards are numbered 1..{max(shard[1], 1)})")
+        return None
+    return shard
+
+
+def _positive_seconds(config: pytest.Config, name: str, errors: List[str], default: Optional[float]) -> Optional[float]:
+    value = _raw(config, name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+        if not seconds > 0:
+            raise ValueError
+    except ValueError:
+        errors.append(f"--algoperf-{name}={value!r} must be a positive number of seconds")
+        return default
+    return seconds

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_algoperf import options
+from pytest_algoperf import distributed, experiment_record, options
 from pytest_algoperf.reporting import SessionReporter
 from pytest_algoperf.run_plan import as_params, marker_descriptions
 from pytest_algoperf.session import SESSION_KEY, BenchmarkSession
 from pytest_algoperf.submission_loading import SubmissionError
 from workloads.base import DataProblem
 
-pytest_plugins = ["pytest_algoperf.fixtures"]
+pytest_plugins = ["pytest_algoperf.fixtures", "pytest_algoperf.sharding", "pytest_algoperf.gpu_assignment"]
 
 # The module whose test function a session's mode collects.
 ITEM_MODULES = {
@@ -44,7 +44,16 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     session = BenchmarkSession.from_settings(settings)
     config.stash[SESSION_KEY] = session
-    if _is_controller(config):
+    if settings.mode == "time-to-target" and _is_controller(config) and session.ranks.is_writer and not config.option.collectonly:
+        # Before any rank waits for the others: a refused rerun ends the session here.
+        experiment_record.check_session_record(session)
+    if session.ranks.distributed:
+        # torchrun: every rank is one process of each item's DDP trial (see distributed.py).
+        distributed.start_process_group(settings.ddp_timeout_sec)
+        config.pluginmanager.register(
+            distributed.RankAgreement(session.ranks, settings.ddp_timeout_sec, _is_benchmark_item), "algoperf-rank-agreement"
+        )
+    if _is_controller(config) and session.ranks.is_writer:
         config.pluginmanager.register(SessionReporter(session), "algoperf-reporter")
     # Collect the benchmark items; when the paths came from testpaths or the
     # current dir rather than the command line, collect only them.
@@ -52,6 +61,12 @@ def pytest_configure(config: pytest.Config) -> None:
     explicit = config.args_source == pytest.Config.ArgsSource.ARGS
     if item_module not in config.args:
         config.args = (list(config.args) if explicit else []) + [item_module]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = _session(config)
+    if session is not None and session.ranks.distributed:
+        distributed.stop_process_group()
 
 
 def pytest_report_header(config: pytest.Config) -> list:

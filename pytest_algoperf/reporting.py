@@ -40,7 +40,7 @@ class SessionReporter:
         else:
             rows, result = self._scoring()
             terminalreporter.section("AlgoPerf time to target")
-            text = summary.render_rows(rows, self.session)
+            text = summary.render_rows(rows, self.session, result)
             if self.session.settings.compare:
                 self._write(terminalreporter, text)
                 terminalreporter.section("AlgoPerf benchmark score")

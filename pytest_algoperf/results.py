@@ -24,6 +24,9 @@ FRAMEWORK = "pytorch"
 EVAL_MEASUREMENTS = "eval_measurements.csv"
 MEASUREMENTS = "measurements.csv"
 TRIAL_OUTCOME_FILE = "trial_outcome.json"  # our own: status (reached, not reached, diverged, error), stop reason, divergence
+# Our own: present from a trial's start until its outcome is written, so an interrupted trial is known
+# as one (the scorer leaves it out; scoring/layout.py reads the same name).
+TRIAL_RUNNING_FILE = "trial_running.json"
 
 
 def experiment_dir(results_dir: Path, experiment: str) -> Path:
@@ -103,13 +106,33 @@ class TrialLogger:
         row["global_step"] = global_step
         if preemption_count is not None:
             row["preemption_count"] = preemption_count
-        loss = row.get("loss")
-        if self.non_finite_loss_step is None and isinstance(loss, float) and not math.isfinite(loss):
-            self.non_finite_loss_step = global_step
+        self._note_loss(row)
         self.measurements.append(row)
         if is_eval:
             self.eval_measurements.append(row)
             self.flush()
+
+    def _note_loss(self, row: Dict[str, Any]) -> None:
+        """Remembers the first step whose logged loss is not finite (a divergence the evals may not show)."""
+        loss = row.get("loss")
+        if self.non_finite_loss_step is None and isinstance(loss, float) and not math.isfinite(loss):
+            self.non_finite_loss_step = row["global_step"]
+
+    def rows(self) -> Dict[str, List[Dict[str, Any]]]:
+        """Everything logged so far, as a checkpoint keeps it."""
+        return {"measurements": list(self.measurements), "eval_measurements": list(self.eval_measurements)}
+
+    def restore_rows(self, measurements: List[Dict[str, Any]], eval_measurements: List[Dict[str, Any]]) -> None:
+        """A resumed trial's logs are the checkpoint's rows: rows written after it (the run went on before
+        it was killed) are dropped from the files, so none is duplicated when the trial repeats those steps."""
+        self.measurements = list(measurements)
+        self.eval_measurements = list(eval_measurements)
+        self.non_finite_loss_step = None
+        for row in self.measurements:
+            self._note_loss(row)
+        for name in (EVAL_MEASUREMENTS, MEASUREMENTS):
+            (self.directory / name).unlink(missing_ok=True)
+        self.flush()
 
     def flush(self) -> None:
         if self.eval_measurements:

@@ -26,7 +26,12 @@ Rules, as the selected benchmark version's runner (`RunnerProtocol`):
     memory is freed and training goes on, without a new eval time;
   * a non-finite loss is a result ("diverged"), not an error: the trial trains
     on to its budget unless the settings ask to stop it (smoke runs fail it);
-  * clock reads synchronise CUDA first (and take the slowest rank under DDP).
+  * clock reads synchronise CUDA first (and take the slowest rank under DDP);
+  * under DDP every decision that could differ between ranks is agreed on (divergence: the
+    loss the submission logs exists on rank 0 only), so no rank leaves the loop alone;
+  * a checkpoint (trial_checkpoints.py) is written after an eval when the schedule says so, inside
+    the logging time as upstream's; a resumed trial continues its step count, times, eval results,
+    rngs and input queue from the checkpoint, with `preemption_count` one higher.
 """
 
 from __future__ import annotations
@@ -37,9 +42,12 @@ import time
 import types
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from pytest_algoperf import trial_checkpoints
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api.spec import TrainingCompleteError
 from pytest_algoperf.device_settings import free_cuda_memory
+from pytest_algoperf.distributed import SINGLE_PROCESS, Ranks
+from pytest_algoperf.model_unwrap import unwrapped_model
 from pytest_algoperf.runner_protocol import RunnerProtocol
 from pytest_algoperf.step_rngs import StepRngs, steps_until_next_eval
 from pytest_algoperf.submission_loading import Submission, SubmissionError
@@ -103,6 +111,8 @@ class TrialSettings:
     protocol: RunnerProtocol = RunnerProtocol()
     stop_on_divergence: bool = False  # opt-in: end a diverged trial early to save compute
     strict: bool = False  # smoke runs: divergence and eval errors fail the run
+    checkpoint_schedule: trial_checkpoints.CheckpointSchedule = trial_checkpoints.CheckpointSchedule(every_evals=None)
+    checkpoint_dir: Optional[str] = None  # where the writer rank saves checkpoints; None: never
 
 
 @dataclasses.dataclass
@@ -122,6 +132,17 @@ class TrialOutcome:
     eval_errors: List[str] = dataclasses.field(default_factory=list)  # evals that raised and were skipped
     divergence: Optional[str] = None  # the first non-finite loss seen, e.g. "train/loss is nan at step 40"
     stopped_on_divergence: bool = False
+    preemption_count: int = 0  # how many times this trial was resumed from a checkpoint
+    checkpoint_seconds: float = 0.0  # wall time spent writing checkpoints (never on the submission's clock)
+    checkpoints_written: int = 0
+    notes: List[str] = dataclasses.field(default_factory=list)
+
+    # What a checkpoint carries of the outcome, so a resumed trial reports the whole run.
+    RESUMED_FIELDS = ("best_validation_metric", "time_to_validation_target", "divergence", "eval_errors",
+                      "accumulated_eval_time", "checkpoint_seconds", "checkpoints_written")
+
+    def resumable_fields(self) -> Dict[str, Any]:
+        return {name: getattr(self, name) for name in self.RESUMED_FIELDS}
 
     @property
     def diverged(self) -> bool:
@@ -184,33 +205,32 @@ def run_trial(
     logger: Any = None,
     clock: Clock = time.time,
     monitor: Any = None,
+    checkpoint: Optional[Dict[str, Any]] = None,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> TrialOutcome:
     """Trains one trial until both targets, the budget, max steps or TrainingCompleteError end it.
 
     Submission errors do not propagate: they end the run and are returned in
     `outcome.failure`, after everything logged so far has been written.
     `monitor` (see call_monitor.py) watches every call into the submission.
+    `checkpoint` (a loaded trial checkpoint) resumes the trial where it was saved; the input queue
+    must then be a `trial_checkpoints.CountingQueue`, as it must be whenever checkpoints are written.
     """
     outcome = TrialOutcome()
     try:
-        _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome, monitor)
+        _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock,
+               outcome, monitor, checkpoint, ranks)
     except SubmissionError as error:
         outcome.failure = error
     finally:
         if logger is not None:
-            logger.append_scalar_metrics({"score": outcome.accumulated_submission_time}, outcome.global_step, 0)
+            logger.append_scalar_metrics({"score": outcome.accumulated_submission_time}, outcome.global_step, outcome.preemption_count)
             logger.flush()
     return outcome
 
 
-def _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock, outcome, monitor):
-    protocol = settings.protocol
-    optimizer_state = _call(
-        monitor, "init_optimizer_state", 0, submission.init_optimizer_state,
-        workload, model, model_state, hyperparameters, rngs.optimizer_init,
-    )
-    outcome.optimizer_state = optimizer_state
-    train_state: Dict[str, Any] = {
+def _new_train_state() -> Dict[str, Any]:
+    return {
         "validation_goal_reached": False,
         "test_goal_reached": False,
         "is_time_remaining": True,
@@ -221,16 +241,49 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
         "accumulated_logging_time": 0.0,
         "last_step_end_time": None,
     }
+
+
+def _resume(checkpoint, model, optimizer_state, train_state, eval_results, input_queue, logger, outcome) -> int:
+    """Off the clock: puts the trial back where `checkpoint` left it; returns its global step."""
+    outcome.notes += trial_checkpoints.restore_model_and_optimizer(checkpoint, model, optimizer_state)
+    train_state.update(checkpoint["train_state"])
+    eval_results.extend(tuple(entry) for entry in checkpoint["eval_results"])
+    for name, value in checkpoint["outcome"].items():
+        setattr(outcome, name, value)
+    outcome.preemption_count = checkpoint["preemption_count"] + 1
+    outcome.global_step = checkpoint["global_step"]
+    outcome.accumulated_submission_time = train_state["accumulated_submission_time"]
+    outcome.validation_goal_reached = train_state["validation_goal_reached"]
+    outcome.test_goal_reached = train_state["test_goal_reached"]
+    if logger is not None:
+        logger.restore_rows(**checkpoint["logged_rows"])
+    input_queue.skip(checkpoint["batches_drawn"] - input_queue.batches_drawn)
+    trial_checkpoints.restore_rng_state(checkpoint["rng_state"])  # last: nothing before the first step draws from it
+    return checkpoint["global_step"]
+
+
+def _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock,
+           outcome, monitor, checkpoint, ranks):
+    protocol = settings.protocol
+    optimizer_state = _call(
+        monitor, "init_optimizer_state", 0, submission.init_optimizer_state,
+        workload, model, model_state, hyperparameters, rngs.optimizer_init,
+    )
+    outcome.optimizer_state = optimizer_state
+    train_state = _new_train_state()
     read_only_train_state = types.MappingProxyType(train_state)  # a live view: made once, not once per step
-    global_step = 0
     eval_results: List[Tuple[int, Dict[str, Any]]] = outcome.eval_results
-    goals_reached = False
+    global_step = 0
+    if checkpoint is not None:
+        global_step = _resume(checkpoint, model, optimizer_state, train_state, eval_results, input_queue, logger, outcome)
+    goals_reached = train_state["validation_goal_reached"] and train_state["test_goal_reached"]
+    checkpointer = _Checkpointer(settings, ranks, clock) if settings.checkpoint_dir is not None else None
     if logger is not None:
         workload.attach_metrics_logger(logger)
     calls_prepare_for_eval = submission.has_prepare_for_eval and protocol.calls_prepare_for_eval
     step_rngs = StepRngs(rngs.loop, protocol.step_rng_splits)
     # Before the clock starts: a full block, so the first eval period never computes rngs on the clock.
-    step_rngs.prepare(0, _rng_block_size(0, train_state, settings, workload.eval_period_time_sec))
+    step_rngs.prepare(global_step, _rng_block_size(global_step, train_state, settings, workload.eval_period_time_sec))
     free_cuda_memory()
 
     global_start_time = clock()
@@ -287,8 +340,12 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
             if train_state["is_time_remaining"] or protocol.budget_check_every_step:
                 goals_reached = _evaluate(
                     workload, model, model_state, eval_rng, settings, global_step, global_start_time,
-                    train_state, eval_results, logger, clock, outcome,
+                    train_state, eval_results, logger, clock, outcome, ranks,
                 )
+                if checkpointer is not None:
+                    checkpointer.after_eval(
+                        train_state, outcome, model, optimizer_state, model_state, eval_results, global_step, input_queue, logger
+                    )
                 if outcome.stopped_on_divergence:
                     break
             if train_state["is_time_remaining"] and not goals_reached and not train_state["training_complete"]:
@@ -312,7 +369,7 @@ def _rng_block_size(global_step: int, train_state: Dict[str, Any], settings: Tri
 
 
 def _evaluate(workload, model, model_state, eval_rng, settings, global_step, global_start_time,
-              train_state, eval_results, logger, clock, outcome) -> bool:
+              train_state, eval_results, logger, clock, outcome, ranks) -> bool:
     """One untimed eval; returns whether both targets have now been reached."""
     free_cuda_memory()
     eval_start_time = clock()
@@ -352,11 +409,11 @@ def _evaluate(workload, model, model_state, eval_rng, settings, global_step, glo
 
     if logger is not None:
         logging_start_time = clock()
-        logger.append_scalar_metrics(result, global_step, 0, is_eval=True)
+        logger.append_scalar_metrics(result, global_step, outcome.preemption_count, is_eval=True)
         train_state["accumulated_logging_time"] += clock() - logging_start_time
     free_cuda_memory()
 
-    problem = _divergence(result, logger)
+    problem = ranks.first_problem(_divergence(result, logger))
     if problem is not None and outcome.divergence is None:
         outcome.divergence = f"{problem} at step {global_step}"
         if settings.strict:
@@ -366,3 +423,42 @@ def _evaluate(workload, model, model_state, eval_rng, settings, global_step, glo
             )
         outcome.stopped_on_divergence = settings.stop_on_divergence
     return train_state["validation_goal_reached"] and train_state["test_goal_reached"]
+
+
+class _Checkpointer:
+    """Saves the trial after an eval when the schedule is due; only the writer rank writes."""
+
+    def __init__(self, settings: TrialSettings, ranks: Ranks, clock: Clock) -> None:
+        self.schedule = settings.checkpoint_schedule
+        self.directory = settings.checkpoint_dir
+        self.ranks = ranks
+        self.clock = clock
+        self.evals_since = 0
+        self.last_time = clock()
+
+    def after_eval(self, train_state, outcome, model, optimizer_state, model_state, eval_results, global_step, input_queue, logger) -> None:
+        self.evals_since += 1
+        start = self.clock()  # the ranks' common clock, so all of them agree that a checkpoint is due
+        if not self.schedule.is_due(self.evals_since, start - self.last_time):
+            return
+        if self.ranks.is_writer:
+            trial_checkpoints.save(self.directory, {
+                "model_params": unwrapped_model(model).state_dict(),
+                "optimizer_state": trial_checkpoints.optimizer_state_dicts(optimizer_state),
+                "model_state": model_state,
+                "train_state": dict(train_state),
+                "eval_results": list(eval_results),
+                "global_step": global_step,
+                "preemption_count": outcome.preemption_count,
+                "rng_state": trial_checkpoints.rng_state(),
+                "batches_drawn": input_queue.batches_drawn,
+                "outcome": outcome.resumable_fields(),
+                "logged_rows": logger.rows() if logger is not None else {"measurements": [], "eval_measurements": []},
+            })
+        seconds = self.clock() - start
+        # Upstream counts checkpoint writing as logging time: off the submission's clock either way.
+        train_state["accumulated_logging_time"] += seconds
+        outcome.checkpoint_seconds += seconds
+        outcome.checkpoints_written += 1
+        self.evals_since = 0
+        self.last_time = self.clock()

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from pytest_algoperf.distributed import SINGLE_PROCESS, Ranks, session_ranks
 from pytest_algoperf.options import Settings
 from pytest_algoperf.run_plan import StepTimeCase, TrialSpec, plan_step_times, plan_trials, workloads_for
 from pytest_algoperf.seeds import search_order_seed
@@ -28,10 +29,20 @@ class BenchmarkSession:
     step_time_plan: List[StepTimeCase] = dataclasses.field(default_factory=list)
     first_point: Optional[Any] = None  # the first tuning point (None under self-tuning), for step-time runs
     records: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
+    ranks: Ranks = SINGLE_PROCESS  # this process's rank under torchrun
 
     @property
     def experiment_dir(self) -> Path:
         return self.settings.results_dir / self.experiment
+
+    def session_file(self, name: str) -> Path:
+        """Where a session-level file goes: shards of one experiment each write their own
+        (`time_to_target_summary.shard-2-of-8.csv`), so none overwrites another's."""
+        if self.settings.shard is None:
+            return self.experiment_dir / name
+        stem, dot, suffix = name.partition(".")
+        index, count = self.settings.shard
+        return self.experiment_dir / f"{stem}.shard-{index}-of-{count}{dot}{suffix}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "BenchmarkSession":
@@ -70,7 +81,10 @@ class BenchmarkSession:
         experiment = settings.experiment or paths.name + suffix
         step_time_plan = plan_step_times(workloads) if settings.mode == "step-time" else []
         first_point = points[0] if points else None
-        return cls(settings, paths, paths.content_hash(), experiment, plan, notes, step_time_plan=step_time_plan, first_point=first_point)
+        return cls(
+            settings, paths, paths.content_hash(), experiment, plan, notes,
+            step_time_plan=step_time_plan, first_point=first_point, ranks=session_ranks(),
+        )
 
     def add_record(self, record: Dict[str, Any]) -> None:
         self.records[record["id"]] = record

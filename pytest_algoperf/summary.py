@@ -75,7 +75,22 @@ def _format_time(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}"
 
 
-def render_rows(rows: List[Dict[str, Any]], session: BenchmarkSession) -> str:
+def history_lines(session: BenchmarkSession, result) -> List[str]:
+    """What of the table comes from earlier runs of the same command, and what it leaves out."""
+    lines = []
+    reused = sorted(record["id"] for record in session.records.values() if record.get("reused"))
+    resumed = sorted(record["id"] for record in session.records.values() if record.get("preemption_count"))
+    if reused:
+        lines.append(f"reused {len(reused)} trial(s) an earlier run finished: {', '.join(reused)}")
+    if resumed:
+        lines.append(f"resumed after preemption: {', '.join(resumed)}")
+    for trial in result.interrupted_trials:
+        if trial.submission == session.experiment:
+            lines.append(f"interrupted, left out of the score: {trial.directory} (rerun the command to resume it)")
+    return lines
+
+
+def render_rows(rows: List[Dict[str, Any]], session: BenchmarkSession, result) -> str:
     records_by_workload = {r["workload"]: r for r in session.records.values()}
     settings = session.settings
     lines = [f"experiment {session.experiment} ({settings.ruleset} tuning, benchmark {settings.benchmark_version})"]
@@ -95,14 +110,15 @@ def render_rows(rows: List[Dict[str, Any]], session: BenchmarkSession) -> str:
                 f"{steps:>8}  {row['trials_reached']:>7}  {row['trials_diverged']:>8}  {row['status']}"
             )
         lines.append(f"  {'median':>5}  {_format_time(statistics.median(row['time_to_target_s'] for row in workload_rows)):>18}")
-    lines += ["", f"result logs: {session.experiment_dir}"]
+    notes = history_lines(session, result)
+    lines += ([""] + notes if notes else []) + ["", f"result logs: {session.experiment_dir}"]
     return "\n".join(lines)
 
 
 def write(session: BenchmarkSession, rows: List[Dict[str, Any]], result) -> None:
     header = ",".join(COLUMNS)
     body = [",".join("" if row[c] is None else str(row[c]) for c in COLUMNS) for row in rows]
-    write_atomically(session.experiment_dir / SUMMARY_CSV, "\n".join([header, *body]) + "\n")
-    write_atomically(session.experiment_dir / SUMMARY_TEXT, render_rows(rows, session) + "\n")
+    write_atomically(session.session_file(SUMMARY_CSV), "\n".join([header, *body]) + "\n")
+    write_atomically(session.session_file(SUMMARY_TEXT), render_rows(rows, session, result) + "\n")
     if session.settings.compare:
-        result.write(session.experiment_dir / SCORING_DIR)
+        result.write(session.session_file(SCORING_DIR))

@@ -49,6 +49,16 @@ def device_description() -> str:
     return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
+def hardware_identity() -> str:
+    """The kind of device a trial's times are measured on, as the experiment record compares it
+    (thread counts and how many devices are visible are left out: they vary with -n and torchrun)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu {cpu_model_name()} ({os.cpu_count()} cores)"
+
+
 # --- nvidia-smi -----------------------------------------------------------------------------
 
 

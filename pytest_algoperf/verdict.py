@@ -43,16 +43,24 @@ def trial_record(trial: TrialSpec, workload: Any, outcome: TrialOutcome, budget_
         "stop_reason": outcome.stop_reason,
         "divergence": outcome.divergence,
         "eval_errors": list(outcome.eval_errors),
+        "preemption_count": outcome.preemption_count,
+        "checkpoints_written": outcome.checkpoints_written,
+        "checkpoint_seconds": outcome.checkpoint_seconds,
     }
 
 
-def failure_message(record: Dict[str, Any], outcome: TrialOutcome, higher_is_better: bool) -> Optional[str]:
+def failure_message(record: Dict[str, Any], outcome: TrialOutcome) -> Optional[str]:
     """None when the item passes; otherwise why, in one line."""
     if outcome.failure is not None:
         return f"submission error after {outcome.global_step} steps: {outcome.failure}"
+    return record_failure_message(record)
+
+
+def record_failure_message(record: Dict[str, Any]) -> Optional[str]:
+    """The verdict of a finished trial from its record alone (also a stored one, reused by a rerun)."""
     if record["status"] in ("reached", "unscored"):
         return None
-    comparison = ">" if higher_is_better else "<"
+    comparison = ">" if record["higher_is_better"] else "<"
     best = record["best_validation_metric"]
     diverged = f"training diverged ({record['divergence']}), so the " if record["status"] == "diverged" else ""
     best_text = "no eval" if best is None else f"{best:.6g}"

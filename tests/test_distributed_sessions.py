@@ -1,0 +1,118 @@
+"""`torchrun -m pytest ...`: each item one DDP trial over the ranks (gloo on CPU), one writer, one verdict."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NADAMW = ROOT / "submissions" / "nadamw"
+MAX_STEPS = 20
+TRIAL = Path("study_0") / "mnist_pytorch" / "trial_1"
+
+# Rank 1 breaks in the first trial only; rank 0 is then waiting in the gradient all-reduce.
+BREAKS_ON_RANK_ONE = """
+
+import os as _os
+
+_trials_started = 0
+_original_init = init_optimizer_state
+_original_update = update_params
+
+
+def init_optimizer_state(*args, **kwargs):
+    global _trials_started
+    _trials_started += 1
+    return _original_init(*args, **kwargs)
+
+
+def update_params(*args, **kwargs):
+    if _trials_started == 1 and _os.environ.get("RANK") == "1" and args[9] == 2:
+        raise RuntimeError("rank one broke at step 2")
+    return _original_update(*args)
+"""
+
+
+def _pytest_args(data_dir: Path, results_dir: Path, submission: Path, *extra: str) -> list:
+    return [
+        "-p", "no:cacheprovider", "-k", "mnist", f"--algoperf-submission={submission}", f"--algoperf-data-dir={data_dir}",
+        f"--algoperf-results-dir={results_dir}", "--algoperf-studies=1", f"--algoperf-max-steps={MAX_STEPS}",
+        "--algoperf-budget-scale=20", *extra,
+    ]
+
+
+def _environment() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _torchrun(cwd: Path, *args: str, processes: int = 2) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m", "pytest", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=_environment())
+
+
+def _single(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=_environment())
+
+
+def _final_eval(trial_dir: Path) -> dict:
+    return list(csv.DictReader((trial_dir / "eval_measurements.csv").open()))[-1]
+
+
+@pytest.fixture(scope="module")
+def mnist_runs(mnist_data_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("ddp")
+    args = ("--algoperf-trials=1",)
+    single = _single(base, *_pytest_args(mnist_data_dir, base / "single", NADAMW, *args))
+    ddp = _torchrun(base, *_pytest_args(mnist_data_dir, base / "ddp", NADAMW, *args))
+    return base, single, ddp
+
+
+def test_two_gloo_ranks_train_mnist_like_one_process_with_the_same_global_batch(mnist_runs):
+    base, single, ddp = mnist_runs
+    assert single.returncode == 0, single.stdout + single.stderr
+    assert ddp.returncode == 0, ddp.stdout + ddp.stderr
+    experiment = f"nadamw-max-steps-{MAX_STEPS}"
+    one, two = _final_eval(base / "single" / experiment / TRIAL), _final_eval(base / "ddp" / experiment / TRIAL)
+    assert one["global_step"] == two["global_step"] == str(MAX_STEPS)
+    for metric in ("validation/accuracy", "validation/loss", "test/accuracy", "test/loss", "validation/num_examples"):
+        assert math.isclose(float(one[metric]), float(two[metric]), rel_tol=1e-5), metric
+    records = [json.loads((base / name / experiment / TRIAL / "trial_outcome.json").read_text()) for name in ("single", "ddp")]
+    assert records[0]["status"] == records[1]["status"] == "unscored"
+
+
+def test_rank_zero_alone_writes_and_reports(mnist_runs):
+    base, _, ddp = mnist_runs
+    trial_dir = base / "ddp" / f"nadamw-max-steps-{MAX_STEPS}" / TRIAL
+    rows = list(csv.DictReader((trial_dir / "eval_measurements.csv").open()))
+    steps = [row["global_step"] for row in rows]
+    assert steps == sorted(set(steps), key=int), "each eval is logged once, by one process"
+    # One report: the header, the result line and the summary table appear once, from rank 0.
+    assert ddp.stdout.count("AlgoPerf time to target") == 1
+    assert ddp.stdout.count("algoperf: submission") == 1
+    assert ddp.stdout.count(" passed") == 1
+
+
+def test_a_rank_that_fails_fails_the_item_on_every_rank_and_the_session_goes_on(mnist_data_dir, tmp_path):
+    submission = tmp_path / "breaks"
+    shutil.copytree(NADAMW, submission)
+    module = submission / "submission.py"
+    module.write_text(module.read_text() + BREAKS_ON_RANK_ONE)
+    result = _torchrun(
+        tmp_path, *_pytest_args(mnist_data_dir, tmp_path / "results", submission, "--algoperf-trials=2", "--algoperf-ddp-timeout=20", "-rf")
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "1 failed, 1 passed" in result.stdout, output
+    assert "rank 1 failed" in result.stdout and "rank one broke at step 2" in result.stdout, output
+    # The first trial's folder says what happened; the second trial ran on a fresh process group.
+    experiment = tmp_path / "results" / f"breaks-max-steps-{MAX_STEPS}"
+    second = json.loads((experiment / "study_0" / "mnist_pytorch" / "trial_2" / "trial_outcome.json").read_text())
+    assert second["status"] == "unscored" and second["steps"] == MAX_STEPS
