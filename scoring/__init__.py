@@ -12,7 +12,7 @@ reproduces the published numbers. Typical use::
 or from a shell: ``python -m scoring LOGDIR --version v0.6 --output scoring_results``.
 """
 
-from .layout import LogLayoutError, find_submissions
+from .layout import LogLayoutError, TrialLog, find_submissions
 from .logs import read_log_tree
 from .pipeline import score_log_dirs
 from .problems import ScoringError
@@ -26,6 +26,7 @@ __all__ = [
     "LogLayoutError",
     "ScoringError",
     "ScoringResult",
+    "TrialLog",
     "WorkloadTarget",
     "available_versions",
     "benchmark_scores",

@@ -28,6 +28,8 @@ LOGDIR layouts (AlgoPerf's, also written by the pytest plugin):
   SUBMISSION/study_<s>/<workload>_<framework>/trial_<k>/eval_measurements.csv
 LOGDIR may be one submission's directory (holding study_*), a directory of submissions
 (e.g. .../external_tuning), or a tree holding external_tuning/ and self_tuning/.
+A trial directory still holding trial_running.json (the plugin's marker while a trial runs) was
+interrupted: it is left out of the score and named in the warnings (an error with --strict).
 
 examples:
   python -m scoring logs/algoperf_v06_logs --output results
@@ -57,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-plots", action="store_true",
                         help="with --output, skip the plot (no matplotlib needed)")
     parser.add_argument("--strict", action="store_true",
-                        help="treat problems in the logs as errors, and require the version's "
-                             "number of studies and trials for every scored workload")
+                        help="treat problems in the logs (interrupted trials among them) as "
+                             "errors, and require the version's number of studies and trials "
+                             "for every scored workload")
     parser.add_argument("--speedup-base", metavar="SUBMISSION",
                         help="also report each submission's geometric-mean time relative to "
                              "this submission over the base workloads (below 1 = faster)")

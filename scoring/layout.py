@@ -14,6 +14,10 @@ with three irregularities found in real log trees:
 
 Everything is visited in natural order (study_2 before study_10), which also fixes the order of
 trials that the fewest-evals pick falls back on when two trials tie (spec §6.2).
+
+Our harness adds one file of its own: ``trial_running.json`` sits in a trial directory from the
+moment the trial starts until it has finished, so a trial directory holding it was interrupted
+(preempted, killed) and its measurements stop short. Upstream's logs never have it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from pathlib import Path
 from .problems import Problems
 
 MEASUREMENTS_FILE = "eval_measurements.csv"
+# The same name as pytest_algoperf.results.TRIAL_RUNNING_FILE, which the harness writes and removes;
+# repeated here because scoring imports nothing of the plugin (it must run without torch).
+TRIAL_RUNNING_FILE = "trial_running.json"
+INTERRUPTED = f"trial interrupted before it finished ({TRIAL_RUNNING_FILE} present)"
 # Appended by the reference runner's --append_timestamp flag ("-%Y-%m-%d-%H-%M-%S").
 TIMESTAMP_SUFFIX = re.compile(r"-\d{4}(?:-\d{2}){5}$")
 WORKLOAD_DIR = re.compile(r"(?P<workload>.+)_(?P<framework>jax|pytorch)")
@@ -49,6 +57,14 @@ class TrialLog:
     framework: str
     trial: str
     path: str  # .../trial_<k>/eval_measurements.csv
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(self.path)
+
+    def was_interrupted(self) -> bool:
+        """Whether the harness's running marker is still in the trial directory (see above)."""
+        return os.path.exists(os.path.join(self.directory, TRIAL_RUNNING_FILE))
 
 
 def strip_framework(directory_name: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .fast_csv import ALL_COLUMNS, ColumnSelection, read_measurement_files
-from .layout import TrialLog, find_submissions, find_trial_logs, natural_key
+from .layout import INTERRUPTED, TrialLog, find_submissions, find_trial_logs, natural_key
 from .problems import Problems
 
 # Identify a row of the tidy table; every other column is a measurement (float64).
@@ -34,12 +34,16 @@ def read_log_tree(log_dir: str | os.PathLike[str], columns: Iterable[str] | None
     the measurement columns matching these fnmatch patterns (e.g. ``["score", "validation/*"]``).
     Rows are ordered submission, experiment, study, workload, trial, eval; ``eval`` counts from 0.
     Problems (missing, empty or truncated files, stray directories) are listed in
-    ``frame.attrs["warnings"]``.
+    ``frame.attrs["warnings"]``, as are trials interrupted before they finished: their rows are
+    kept here, as far as they go (scoring leaves such trials out).
     """
     problems = Problems()
     trials = []
     for name, directories in find_submissions(Path(log_dir), self_tuning, problems).items():
         trials.extend(find_trial_logs(name, directories, problems))
+    for trial in trials:
+        if trial.was_interrupted():
+            problems.add(trial.directory, f"{INTERRUPTED}; its evals stop where it was cut short")
     selection = ColumnSelection(tuple(columns)) if columns is not None else ALL_COLUMNS
     evals, _ = tabulate_trials(trials, lambda trial: selection, problems, fast, workers)
     evals.attrs["warnings"] = list(problems.messages)

@@ -1,6 +1,7 @@
 """From log directories to a :class:`ScoringResult`: the order in which the rules are applied.
 
-1. find every trial's measurements file (layout.py), skipping workloads the version does not know;
+1. find every trial's measurements file (layout.py), skipping workloads the version does not know
+   and trials that were interrupted before they finished (the harness's running marker is there);
 2. read the needed columns of all of them into one table (logs.py, fast_csv.py);
 3. check the logs' contents: missing target columns, all-NaN metrics, and in strict mode the
    study and trial counts of the version's rules;
@@ -18,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .fast_csv import ColumnSelection
-from .layout import TrialLog, experiment_dirs, find_submissions, find_trial_logs, is_submission_dir
+from .layout import (INTERRUPTED, TrialLog, experiment_dirs, find_submissions, find_trial_logs,
+                     is_submission_dir)
 from .logs import tabulate_trials
 from .problems import Problems
 from .profiles import score_submissions
@@ -41,8 +43,11 @@ def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
     directory of several submissions (or a tree with ``external_tuning/``) is accepted too: its
     submissions are named ``<name>/<submission>``, or just ``<name>`` if it holds one.
 
-    Problems in the logs become ``result.warnings``; with ``strict=True`` they, and deviations
-    from the version's study and trial counts, raise one :class:`ScoringError` listing them all.
+    A trial interrupted before it finished is scored as if absent (so a study's partial best trial
+    does not stand for it), named in the warnings and listed in ``result.interrupted_trials``.
+    Problems in the logs become ``result.warnings``; with ``strict=True`` they, interrupted trials
+    and deviations from the version's study and trial counts raise one :class:`ScoringError`
+    listing them all.
     """
     version = version if isinstance(version, BenchmarkVersion) else load_version(version)
     problems = Problems()
@@ -50,6 +55,7 @@ def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
     trials = [trial for name, directories in submissions.items()
               for trial in find_trial_logs(name, directories, problems)]
     trials = _known_workloads(trials, version, problems)
+    trials, interrupted = _finished_trials(trials, problems)
     selections = {name: ColumnSelection((TIME_COLUMN, "global_step", target.validation_column,
                                          target.test_column))
                   for name, target in version.workloads.items()}
@@ -75,7 +81,7 @@ def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
                          evals=evals, trials=trial_table, per_study=per_study,
                          time_to_target=times, credited_times=credited,
                          performance_profiles=profiles, scores=scores, speedups=speedups,
-                         warnings=list(problems.messages))
+                         warnings=list(problems.messages), interrupted_trials=interrupted)
 
 
 def _resolve_submissions(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
@@ -115,6 +121,18 @@ def _known_workloads(trials: list[TrialLog], version: BenchmarkVersion,
                          f"unknown workload {trial.workload!r} (not in benchmark {version.name}); "
                          f"ignored")
     return [trial for trial in trials if trial.workload in version.workloads]
+
+
+def _finished_trials(trials: list[TrialLog],
+                     problems: Problems) -> tuple[list[TrialLog], list[TrialLog]]:
+    """Split off the interrupted trials: their measurements stop where the run was cut short."""
+    finished, interrupted = [], []
+    for trial in trials:
+        (interrupted if trial.was_interrupted() else finished).append(trial)
+    for trial in interrupted:
+        problems.add(trial.directory, f"{INTERRUPTED}, left out of the score; rerun the pytest "
+                                      f"command that started it to resume the trial")
+    return finished, interrupted
 
 
 def _check_contents(evals: pd.DataFrame, trials: pd.DataFrame, version: BenchmarkVersion,

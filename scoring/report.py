@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .layout import TrialLog
 from .profiles import MAX_SLOWDOWN, TAUS
 from .summary import trial_summary
 from .versions import BenchmarkVersion
@@ -42,6 +43,8 @@ class ScoringResult:
     scores: pd.Series  # submission -> benchmark score; empty without base workloads
     speedups: pd.Series | None = None  # submission -> geometric-mean speedup vs a base submission
     warnings: list[str] = field(default_factory=list)
+    # Trials left out because they were interrupted before they finished (each also a warning).
+    interrupted_trials: list[TrialLog] = field(default_factory=list)
 
     @property
     def ruleset(self) -> str:
@@ -87,8 +90,11 @@ class ScoringResult:
             lines.append("No submissions.")
         for name in self.submissions:
             counts = self.trials[self.trials["submission"].astype(str) == name]
+            interrupted = sum(trial.submission == name for trial in self.interrupted_trials)
             lines += ["", f"{name}: time to target (s) per study, median over studies "
-                          f"[{counts['study'].nunique()} studies, {len(counts)} trials read]"]
+                          f"[{counts['study'].nunique()} studies, {len(counts)} trials read"
+                          + (f", {interrupted} interrupted left out" if interrupted else "")
+                          + "]"]
             if name in self.time_to_target.index:
                 lines.append(_indent(_format_times(self.per_study_table(name))))
             else:
