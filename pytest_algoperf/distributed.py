@@ -15,8 +15,11 @@ What this module adds to the items:
     message;
   * no hanging: while an item runs, a watcher thread reads the store, and when another rank has failed
     it aborts this rank's process group, which ends a blocked NCCL collective at once; a gloo
-    collective ends when `--algoperf-ddp-timeout` runs out. After a failed item every rank starts a
-    fresh process group, so the next item begins in step.
+    collective ends when `--algoperf-ddp-timeout` runs out;
+  * when every rank failed the same way (a submission bug hits all of them at the same step), the
+    ranks are still in step and the session goes on. When one rank failed while the others waited,
+    their collectives no longer pair up, so the session stops after that item, saying so; rerunning
+    the same command continues it (finished trials are reused, see resume.py).
 """
 
 from __future__ import annotations
@@ -57,15 +60,19 @@ class Ranks:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def first_problem(self, problem: Optional[str]) -> Optional[str]:
-        """The first rank's problem when any rank has one, so every rank takes the same decision."""
+    def gather(self, value: Any) -> List[Any]:
+        """Every rank's `value`, in rank order."""
         if not self.distributed:
-            return problem
+            return [value]
         import torch.distributed as dist
 
-        gathered: List[Optional[str]] = [None] * self.world_size
-        dist.all_gather_object(gathered, problem)
-        return next((found for found in gathered if found is not None), None)
+        gathered: List[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
+    def first_problem(self, problem: Optional[str]) -> Optional[str]:
+        """The first rank's problem when any rank has one, so every rank takes the same decision."""
+        return next((found for found in self.gather(problem) if found is not None), None)
 
 
 SINGLE_PROCESS = Ranks()
@@ -82,7 +89,6 @@ def start_process_group(timeout_sec: float) -> None:
     """NCCL on CUDA, gloo on CPU; this rank's GPU is LOCAL_RANK, as upstream's `pytorch_init`."""
     import torch
     import torch.distributed as dist
-
     if dist.is_initialized():
         return
     if torch.cuda.is_available():
@@ -96,15 +102,6 @@ def stop_process_group() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def restart_process_group(timeout_sec: float) -> None:
-    """A fresh group after a failed item: the old one may hold collectives one rank never joined."""
-    try:
-        stop_process_group()
-    except Exception:  # an aborted group is already gone
-        pass
-    start_process_group(timeout_sec)
 
 
 def _abort_process_group() -> None:
@@ -123,11 +120,14 @@ def agreed_report(posts: Dict[int, Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """The outcome every rank reports, from each rank's own; None when all passed or all skipped alike.
 
     A failure (or a skip that not every rank took) on any rank fails the item; the earliest failure is
-    the cause, since the others usually failed waiting for it.
+    the cause, since the others usually failed waiting for it. `in_step` says whether the ranks can
+    go on together: only when every one of them failed with the same message.
     """
     outcomes = {post["outcome"] for post in posts.values()}
     if outcomes <= {"passed"} or outcomes == {"skipped"}:
         return None
+    if outcomes == {"failed"} and len({post["message"] for post in posts.values()}) == 1:
+        return {"outcome": "failed", "message": f"every rank failed: {next(iter(posts.values()))['message']}", "in_step": True}
     failed = {rank: post for rank, post in posts.items() if post["outcome"] != "passed"}
     first_rank = min(failed, key=lambda rank: (failed[rank]["outcome"] != "failed", failed[rank]["time"], rank))
     first = failed[first_rank]
@@ -136,7 +136,7 @@ def agreed_report(posts: Dict[int, Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     others = sorted(rank for rank in failed if rank != first_rank)
     if others:
         message += f" (then rank(s) {', '.join(map(str, others))} failed too)"
-    return {"outcome": "failed", "message": message}
+    return {"outcome": "failed", "message": message, "in_step": False}
 
 
 class RankAgreement:
@@ -152,13 +152,20 @@ class RankAgreement:
         self.store = dist.PrefixStore("algoperf-items/", dist.distributed_c10d._get_default_store())
         self._watched: Optional[str] = None
         self._lock = threading.Lock()
-        self._restart_needed = False
         threading.Thread(target=self._watch, name="algoperf-rank-watcher", daemon=True).start()
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if not self.ranks.is_writer:
-            silence_terminal(session.config)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Every rank must run the same items in the same order, or the ranks' collectives would pair up wrongly."""
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(item.nodeid for item in session.items).encode()).hexdigest()
+        digests = self.ranks.gather(digest)
+        if len(set(digests)) > 1:
+            pytest.exit(
+                "the torchrun ranks collected different items (give every rank the same pytest arguments, "
+                f"selection included); item-list digests by rank: {', '.join(d[:12] for d in digests)}",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
 
     def _key(self, nodeid: str, phase: str, rank: int) -> str:
         return f"{nodeid}/{phase}/{rank}"
@@ -202,7 +209,11 @@ class RankAgreement:
         if agreed is not None:
             report.outcome = agreed["outcome"]
             report.longrepr = agreed["message"]
-            self._restart_needed = True
+            if not agreed["in_step"]:
+                item.session.shouldstop = (
+                    f"{item.nodeid} failed on some ranks while the others waited, so the ranks are out of step; "
+                    "the session stops here. Rerun the same command to continue: finished trials are reused"
+                )
         if call.when == "setup" and report.passed:
             with self._lock:
                 self._watched = f"{item.nodeid}/call"
@@ -217,13 +228,9 @@ class RankAgreement:
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         with self._lock:
             self._watched = None
-        if self._restart_needed:
-            self._restart_needed = False
-            restart_process_group(self.timeout_sec)
 
 
 def silence_terminal(config: pytest.Config) -> None:
-    """Ranks other than the writer print nothing: pytest's terminal reporter is unregistered there."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        config.pluginmanager.unregister(reporter)
+    """Ranks other than the writer print nothing: pytest's terminal reporter is blocked there, whether
+    it is registered already or not yet (as `-p no:terminal` does)."""
+    config.pluginmanager.set_blocked("terminalreporter")

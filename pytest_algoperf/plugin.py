@@ -53,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             distributed.RankAgreement(session.ranks, settings.ddp_timeout_sec, _is_benchmark_item), "algoperf-rank-agreement"
         )
+        if not session.ranks.is_writer:
+            distributed.silence_terminal(config)
     if _is_controller(config) and session.ranks.is_writer:
         config.pluginmanager.register(SessionReporter(session), "algoperf-reporter")
     # Collect the benchmark items; when the paths came from testpaths or the

@@ -407,10 +407,11 @@ def _evaluate(workload, model, model_state, eval_rng, settings, global_step, glo
     if outcome.validation_goal_reached and outcome.time_to_validation_target is None:
         outcome.time_to_validation_target = result["score"]
 
+    # Every rank reads the clock (a collective under DDP); only the writer rank has a logger.
+    logging_start_time = clock()
     if logger is not None:
-        logging_start_time = clock()
         logger.append_scalar_metrics(result, global_step, outcome.preemption_count, is_eval=True)
-        train_state["accumulated_logging_time"] += clock() - logging_start_time
+    train_state["accumulated_logging_time"] += clock() - logging_start_time
     free_cuda_memory()
 
     problem = ranks.first_problem(_divergence(result, logger))

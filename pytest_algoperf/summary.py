@@ -79,7 +79,7 @@ def history_lines(session: BenchmarkSession, result) -> List[str]:
     """What of the table comes from earlier runs of the same command, and what it leaves out."""
     lines = []
     reused = sorted(record["id"] for record in session.records.values() if record.get("reused"))
-    resumed = sorted(record["id"] for record in session.records.values() if record.get("preemption_count"))
+    resumed = sorted(record["id"] for record in session.records.values() if record.get("preemption_count") and not record.get("reused"))
     if reused:
         lines.append(f"reused {len(reused)} trial(s) an earlier run finished: {', '.join(reused)}")
     if resumed:

@@ -18,8 +18,9 @@ NADAMW = ROOT / "submissions" / "nadamw"
 MAX_STEPS = 20
 TRIAL = Path("study_0") / "mnist_pytorch" / "trial_1"
 
-# Rank 1 breaks in the first trial only; rank 0 is then waiting in the gradient all-reduce.
-BREAKS_ON_RANK_ONE = """
+# The first trial breaks at step 2: on rank 1 only (rank 0 is then waiting in the gradient all-reduce),
+# or on every rank (a plain bug: the ranks stay in step).
+BREAKS_IN_THE_FIRST_TRIAL = """
 
 import os as _os
 
@@ -35,8 +36,8 @@ def init_optimizer_state(*args, **kwargs):
 
 
 def update_params(*args, **kwargs):
-    if _trials_started == 1 and _os.environ.get("RANK") == "1" and args[9] == 2:
-        raise RuntimeError("rank one broke at step 2")
+    if _trials_started == 1 and _os.environ.get("RANK") in {ranks} and args[9] == 2:
+        raise RuntimeError("broke at step 2")
     return _original_update(*args)
 """
 
@@ -100,19 +101,74 @@ def test_rank_zero_alone_writes_and_reports(mnist_runs):
     assert ddp.stdout.count(" passed") == 1
 
 
-def test_a_rank_that_fails_fails_the_item_on_every_rank_and_the_session_goes_on(mnist_data_dir, tmp_path):
+def _breaking_run(data_dir: Path, tmp_path: Path, ranks: str) -> subprocess.CompletedProcess:
     submission = tmp_path / "breaks"
     shutil.copytree(NADAMW, submission)
     module = submission / "submission.py"
-    module.write_text(module.read_text() + BREAKS_ON_RANK_ONE)
-    result = _torchrun(
-        tmp_path, *_pytest_args(mnist_data_dir, tmp_path / "results", submission, "--algoperf-trials=2", "--algoperf-ddp-timeout=20", "-rf")
+    module.write_text(module.read_text() + BREAKS_IN_THE_FIRST_TRIAL.replace("{ranks}", ranks))
+    return _torchrun(
+        tmp_path, *_pytest_args(data_dir, tmp_path / "results", submission, "--algoperf-trials=2", "--algoperf-ddp-timeout=15", "-rf")
     )
+
+
+def test_a_rank_that_fails_alone_fails_the_item_on_every_rank_and_stops_the_session(mnist_data_dir, tmp_path):
+    result = _breaking_run(mnist_data_dir, tmp_path, ranks='{"1"}')
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
+    # Rank 0 waited in a collective (released by the timeout over gloo); both report rank 1's error.
+    assert "rank 1 failed: submission error after 2 steps: update_params raised RuntimeError: broke at step 2" in result.stdout, output
+    assert "1 failed" in result.stdout and "passed" not in result.stdout.splitlines()[-1], output
+    assert "the ranks are out of step; the session stops here. Rerun the same command to continue" in result.stdout, output
+    trial = tmp_path / "results" / f"breaks-max-steps-{MAX_STEPS}" / "study_0" / "mnist_pytorch"
+    assert json.loads((trial / "trial_1" / "trial_outcome.json").read_text())["status"] == "error"
+    assert not (trial / "trial_2").exists()
+
+
+def test_a_failure_on_every_rank_fails_the_item_and_the_session_goes_on(mnist_data_dir, tmp_path):
+    result = _breaking_run(mnist_data_dir, tmp_path, ranks='{"0", "1"}')
+    output = result.stdout + result.stderr
     assert "1 failed, 1 passed" in result.stdout, output
-    assert "rank 1 failed" in result.stdout and "rank one broke at step 2" in result.stdout, output
-    # The first trial's folder says what happened; the second trial ran on a fresh process group.
-    experiment = tmp_path / "results" / f"breaks-max-steps-{MAX_STEPS}"
-    second = json.loads((experiment / "study_0" / "mnist_pytorch" / "trial_2" / "trial_outcome.json").read_text())
+    assert "every rank failed: submission error after 2 steps: update_params raised RuntimeError: broke at step 2" in result.stdout
+    trial = tmp_path / "results" / f"breaks-max-steps-{MAX_STEPS}" / "study_0" / "mnist_pytorch" / "trial_2"
+    second = json.loads((trial / "trial_outcome.json").read_text())
     assert second["status"] == "unscored" and second["steps"] == MAX_STEPS
+
+
+# --- the verdict the ranks agree on ----------------------------------------------------------------
+
+
+def _post(outcome: str, message: str = "", at: float = 0.0) -> dict:
+    return {"outcome": outcome, "message": message, "time": at}
+
+
+def test_ranks_that_all_passed_or_all_skipped_keep_their_reports():
+    from pytest_algoperf.distributed import agreed_report
+
+    assert agreed_report({0: _post("passed"), 1: _post("passed")}) is None
+    assert agreed_report({0: _post("skipped", "no data"), 1: _post("skipped", "no data")}) is None
+
+
+def test_the_earliest_failure_is_the_cause_every_rank_reports():
+    from pytest_algoperf.distributed import agreed_report
+
+    agreed = agreed_report({
+        0: _post("failed", "update_params raised RuntimeError: Timed out waiting 20000ms", at=30.0),
+        1: _post("failed", "update_params raised RuntimeError: rank one broke", at=10.0),
+        2: _post("passed"),
+    })
+    assert agreed["outcome"] == "failed" and not agreed["in_step"]
+    assert agreed["message"] == "rank 1 failed: update_params raised RuntimeError: rank one broke (then rank(s) 0 failed too)"
+
+
+def test_the_same_failure_on_every_rank_keeps_the_ranks_in_step():
+    from pytest_algoperf.distributed import agreed_report
+
+    agreed = agreed_report({0: _post("failed", "boom at step 2", at=2.0), 1: _post("failed", "boom at step 2", at=1.0)})
+    assert agreed == {"outcome": "failed", "message": "every rank failed: boom at step 2", "in_step": True}
+
+
+def test_a_skip_on_some_ranks_only_fails_the_item():
+    from pytest_algoperf.distributed import agreed_report
+
+    agreed = agreed_report({0: _post("passed"), 1: _post("skipped", "data missing")})
+    assert agreed == {"outcome": "failed", "message": "rank 1 skipped while the other ranks ran: data missing", "in_step": False}

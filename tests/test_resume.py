@@ -42,7 +42,7 @@ def _command(submission: Path, data_dir: Path, results_dir: Path, *extra: str) -
         f"--algoperf-submission={submission}", f"--algoperf-data-dir={data_dir}", f"--algoperf-results-dir={results_dir}",
         "--algoperf-studies=1", "--algoperf-trials=1", f"--algoperf-max-steps={MAX_STEPS}",
         "--algoperf-budget-scale=20",  # a loaded machine must not end the run on the budget before MAX_STEPS
-        *extra,
+        "--algoperf-experiment=paced", *extra,
     ]
 
 
@@ -83,18 +83,21 @@ def preempted_and_resumed(mnist_data_dir, tmp_path_factory):
     shutil.copytree(ROOT / "submissions" / "nadamw", submission)
     module = submission / "submission.py"
     module.write_text(module.read_text() + PACED_UPDATES)
-    reference = _run(_command(submission, mnist_data_dir, base / "reference"), base)
-    assert reference.returncode == 0, reference.stdout + reference.stderr
+    # The uninterrupted run alongside: both processes train the same steps, whatever their speed.
+    reference = subprocess.Popen(_command(submission, mnist_data_dir, base / "reference"), cwd=base,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     results = base / "preempted"
     command = _command(submission, mnist_data_dir, results)
-    trial_dir = results / f"nadamw-max-steps-{MAX_STEPS}" / TRIAL
+    trial_dir = results / "paced" / TRIAL
     killed_at = _kill_after_an_intermediate_checkpoint(command, base, trial_dir)
     rows_when_killed = _eval_rows(trial_dir)
     resumed = _run(command, base)
     rerun = _run(command, base)
+    reference_output = reference.communicate(timeout=600)[0]
+    assert reference.returncode == 0, reference_output
     return {
         "base": base, "submission": submission, "command": command, "killed_at": killed_at, "rows_when_killed": rows_when_killed,
-        "reference_dir": base / "reference" / f"nadamw-max-steps-{MAX_STEPS}" / TRIAL, "trial_dir": trial_dir,
+        "reference_dir": base / "reference" / "paced" / TRIAL, "trial_dir": trial_dir,
         "resumed": resumed, "rerun": rerun,
     }
 
@@ -118,6 +121,7 @@ def test_a_killed_trial_resumes_with_continuous_steps_and_times(preempted_and_re
     record = json.loads((run["trial_dir"] / TRIAL_OUTCOME_FILE).read_text())
     assert record["preemption_count"] == 1 and record["steps"] == MAX_STEPS
     assert not (run["trial_dir"] / TRIAL_RUNNING_FILE).exists()
+    assert "resumed after preemption: mnist-study0-trial1" in run["resumed"].stdout
 
 
 def test_a_resumed_trial_ends_where_the_uninterrupted_one_does(preempted_and_resumed):
@@ -164,8 +168,16 @@ def test_a_rerun_with_an_edited_submission_is_refused(preempted_and_resumed):
     output = refused.stdout + refused.stderr
     assert refused.returncode == pytest.ExitCode.USAGE_ERROR, output
     assert "submission hash" in output and "--algoperf-overwrite" in output and "--algoperf-experiment" in output
+    elsewhere = _run(run["command"] + ["--algoperf-experiment=tuned", "--algoperf-max-steps=3"], run["base"])
+    assert (run["base"] / "preempted" / "tuned" / TRIAL / TRIAL_OUTCOME_FILE).is_file()
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
     overwritten = _run(run["command"] + ["--algoperf-overwrite", "--algoperf-max-steps=3"], run["base"])
     assert overwritten.returncode == 0, overwritten.stdout + overwritten.stderr
+    # Started over in the same folder: one short run, no trace of the preempted one.
+    assert {row["preemption_count"] for row in _eval_rows(run["trial_dir"])} == {"0"}
+    assert not (run["trial_dir"] / "meta_data_1.json").exists()
+    record = json.loads((run["trial_dir"] / TRIAL_OUTCOME_FILE).read_text())
+    assert record["preemption_count"] == 0 and record["steps"] == 3
 
 
 # --- checkpoint files ----------------------------------------------------------------------------
