@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Set
 
 from pytest_algoperf import rules
 from pytest_algoperf.submission_loading import SubmissionError
-from pytest_algoperf.model_unwrap import unwrapped_model
+from workloads.parallel import unwrap_model
 
 
 class SubmissionTimeout(SubmissionError):
@@ -76,7 +76,7 @@ def _parameter_checksum(model: Any) -> Dict[str, float]:
 
 
 def _parameter_shapes(model: Any) -> Dict[str, tuple]:
-    return {name: tuple(p.shape) for name, p in unwrapped_model(model).named_parameters()}
+    return {name: tuple(p.shape) for name, p in unwrap_model(model).named_parameters()}
 
 
 class CallMonitor:
@@ -177,7 +177,7 @@ class CallMonitor:
         import torch
 
         with torch.no_grad():
-            for name, parameter in unwrapped_model(params).named_parameters():
+            for name, parameter in unwrap_model(params).named_parameters():
                 # A sum is non-finite if any element is (cheap, no tensor of flags); an overflowing sum of finite
                 # values is told apart by the exact check.
                 if not bool(torch.isfinite(parameter.sum())) and not bool(torch.isfinite(parameter).all()):

@@ -104,6 +104,31 @@ def stop_process_group() -> None:
         dist.destroy_process_group()
 
 
+def end_session(exit_status: int, in_step: bool) -> None:
+    """Leaves the process group together (when the ranks are still in step), then exits with pytest's status without the interpreter's
+    final teardown: gloo's worker threads outlive `destroy_process_group`, and one that frees a finished
+    all-reduce while the interpreter shuts down aborts the process now and then (exit code -6 after
+    a session that passed)."""
+    import atexit
+    import sys
+
+    import torch.distributed as dist
+
+    try:
+        if in_step and dist.is_initialized():
+            dist.barrier()
+        stop_process_group()
+    except Exception:  # an aborted group: nothing left to leave
+        pass
+
+    def exit_now() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_status)
+
+    atexit.register(exit_now)  # registered last, so it runs first
+
+
 def _abort_process_group() -> None:
     import torch.distributed as dist
 
@@ -152,6 +177,8 @@ class RankAgreement:
         self.store = dist.PrefixStore("algoperf-items/", dist.distributed_c10d._get_default_store())
         self._watched: Optional[str] = None
         self._lock = threading.Lock()
+        self.exit_status = 0
+        self.in_step = True
         threading.Thread(target=self._watch, name="algoperf-rank-watcher", daemon=True).start()
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -210,6 +237,7 @@ class RankAgreement:
             report.outcome = agreed["outcome"]
             report.longrepr = agreed["message"]
             if not agreed["in_step"]:
+                self.in_step = False
                 item.session.shouldstop = (
                     f"{item.nodeid} failed on some ranks while the others waited, so the ranks are out of step; "
                     "the session stops here. Rerun the same command to continue: finished trials are reused"
@@ -223,6 +251,9 @@ class RankAgreement:
         if self.is_benchmark_item(item):
             with self._lock:
                 self._watched = f"{item.nodeid}/setup"
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.exit_status = int(exitstatus)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logfinish(self, nodeid: str) -> None:

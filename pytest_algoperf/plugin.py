@@ -68,7 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = _session(config)
     if session is not None and session.ranks.distributed:
-        distributed.stop_process_group()
+        agreement = config.pluginmanager.get_plugin("algoperf-rank-agreement")
+        if agreement is not None:
+            distributed.end_session(agreement.exit_status, agreement.in_step)
 
 
 def pytest_report_header(config: pytest.Config) -> list:

@@ -18,7 +18,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional
 
 FRAMEWORK = "pytorch"
 EVAL_MEASUREMENTS = "eval_measurements.csv"
@@ -38,11 +38,18 @@ def trial_dir(results_dir: Path, experiment: str, study: int, workload: str, tri
 
 
 def write_atomically(path: Path, text: str) -> None:
+    write_file_atomically(path, lambda out: out.write(text.encode()))
+
+
+def write_file_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """`write(binary file)` into a temporary name beside `path`, synced, then renamed into place:
+    readers (and a run killed mid-write) see the previous file or the new one, never part of one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", newline="") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)

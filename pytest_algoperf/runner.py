@@ -47,10 +47,10 @@ from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api.spec import TrainingCompleteError
 from pytest_algoperf.device_settings import free_cuda_memory
 from pytest_algoperf.distributed import SINGLE_PROCESS, Ranks
-from pytest_algoperf.model_unwrap import unwrapped_model
 from pytest_algoperf.runner_protocol import RunnerProtocol
 from pytest_algoperf.step_rngs import StepRngs, steps_until_next_eval
 from pytest_algoperf.submission_loading import Submission, SubmissionError
+from workloads.parallel import unwrap_model
 
 Clock = Callable[[], float]
 
@@ -444,7 +444,7 @@ class _Checkpointer:
             return
         if self.ranks.is_writer:
             trial_checkpoints.save(self.directory, {
-                "model_params": unwrapped_model(model).state_dict(),
+                "model_params": unwrap_model(model).state_dict(),
                 "optimizer_state": trial_checkpoints.optimizer_state_dicts(optimizer_state),
                 "model_state": model_state,
                 "train_state": dict(train_state),

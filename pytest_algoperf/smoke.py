@@ -11,12 +11,16 @@ EVAL_BATCH_MULTIPLE = 8
 SMOKE_CALL_TIMEOUT_SEC = 300.0  # per submission call unless --algoperf-timeout says otherwise
 
 
-def reduced_batch_sizes(train_size: int, eval_size: int, largest_eval_split: int) -> Tuple[int, int]:
+def reduced_batch_sizes(train_size: int, eval_size: int, largest_eval_split: int, devices: int = 1) -> Tuple[int, int]:
     """The smoke run's batch sizes: training capped at a few examples; eval just big enough that one
     batch covers the largest tiny eval split (eval batches are padded to full size, and every padded
-    row costs a pass through the model)."""
+    row costs a pass through the model). Both stay multiples of the devices a batch is split across."""
     covering = -(-largest_eval_split // EVAL_BATCH_MULTIPLE) * EVAL_BATCH_MULTIPLE
-    return min(train_size, SMOKE_BATCH_SIZE), min(eval_size, covering)
+
+    def whole_devices(size: int) -> int:
+        return max(devices, size // devices * devices)
+
+    return whole_devices(min(train_size, SMOKE_BATCH_SIZE)), whole_devices(min(eval_size, covering))
 
 
 def timed(call: Any, *args: Any) -> Tuple[Any, float]:

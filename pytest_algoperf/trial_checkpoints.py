@@ -18,16 +18,16 @@ falls back to the one before it.
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
-from pytest_algoperf.model_unwrap import unwrapped_model
+from pytest_algoperf.results import write_file_atomically
+from workloads.parallel import unwrap_model
+
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint_(\d+)$")  # upstream's names, found by its restore too
 KEEP_LATEST = 2
@@ -135,17 +135,7 @@ def save(directory: Path, payload: Dict[str, Any]) -> Path:
     import torch
 
     path = checkpoint_path(directory, payload["global_step"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            torch.save(payload, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_file_atomically(path, lambda out: torch.save(payload, out))
     for old in checkpoint_files(directory)[:-KEEP_LATEST]:
         old.unlink(missing_ok=True)
     return path
@@ -166,7 +156,7 @@ def load_latest(directory: Path, device: Any, warn: Callable[[str], None] = lamb
 def restore_model_and_optimizer(checkpoint: Dict[str, Any], model: Any, optimizer_state: Any) -> List[str]:
     """Loads the saved parameters into the (unwrapped) model and each optimizer-state entry; returns notes
     for entries the checkpoint has no state for."""
-    unwrapped_model(model).load_state_dict(checkpoint["model_params"])
+    unwrap_model(model).load_state_dict(checkpoint["model_params"])
     notes = []
     saved = checkpoint["optimizer_state"]
     if isinstance(optimizer_state, dict):

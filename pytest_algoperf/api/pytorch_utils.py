@@ -1,4 +1,11 @@
-"""AlgoPerf's PyTorch helpers (reference §2.4): device setup, batch-norm freezing, dropout modules."""
+"""AlgoPerf's PyTorch helpers (reference §2.4): device setup, batch-norm freezing, dropout modules.
+
+One deliberate difference: under torchrun, `pytorch_setup` reports the number of
+processes (WORLD_SIZE) as `n_gpus`, where upstream reports the visible GPU count
+and assumes torchrun starts one process per GPU. The two agree in upstream's
+setting; WORLD_SIZE stays right for CPU runs over gloo (no GPUs at all) and for
+runs on fewer processes than GPUs, so per-device batches are global / processes.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +19,18 @@ from torch import nn
 
 
 def pytorch_setup() -> Tuple[bool, int, torch.device, int]:
-    """(use_ddp, rank, device, n_gpus); DDP iff torchrun set LOCAL_RANK."""
+    """(use_ddp, rank, device, n_gpus); DDP iff torchrun set LOCAL_RANK.
+
+    n_gpus is the number of devices a global batch is split across: the
+    torchrun world size under DDP, the visible GPU count otherwise (0 on a CPU).
+    """
     use_ddp = "LOCAL_RANK" in os.environ
     rank = int(os.environ["LOCAL_RANK"]) if use_ddp else 0
     device = torch.device(f"cuda:{rank}" if torch.cuda.is_available() else "cpu")
-    n_gpus = torch.cuda.device_count()
+    if use_ddp and "WORLD_SIZE" in os.environ:
+        n_gpus = int(os.environ["WORLD_SIZE"])
+    else:
+        n_gpus = torch.cuda.device_count()
     return use_ddp, rank, device, n_gpus
 
 

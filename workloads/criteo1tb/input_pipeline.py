@@ -32,6 +32,7 @@ import numpy as np
 from pytest_algoperf.api.data_utils import shard_and_maybe_pad_np
 from workloads.criteo1tb.features import NUM_INPUTS
 from workloads.criteo1tb.prepared_data import Chunk, ChunkReader, chunks_of_split, read_index
+from workloads.parallel import per_device_batch_size
 
 # (position of the chunk in the split's chunk list, first row, end row)
 Segment = Tuple[int, int, int]
@@ -231,8 +232,7 @@ def numpy_batches(
     buffers: Optional[Callable[[], Tuple[np.ndarray, np.ndarray, Any]]] = None,
 ) -> Iterator[Tuple[HostBatch, Any]]:
     """Host batches of a split under the reference's rules (see the module docstring)."""
-    if batch_size % num_shards:
-        raise ValueError(f"batch size {batch_size} does not divide across {num_shards} processes")
+    per_device_batch_size(batch_size, num_shards)  # fails early, with the fix, when it does not divide
     chunks: List[Chunk] = chunks_of_split(read_index(dataset_dir), split)
     rows = [chunk.rows for chunk in chunks]
     if split == "train":

@@ -7,12 +7,11 @@ import math
 from typing import Dict, Iterator, Optional, Tuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from pytest_algoperf.api import spec
 from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.api.pytorch_utils import pytorch_setup
+from workloads import parallel
 from workloads.base import BenchmarkWorkload
 from workloads.criteo1tb import input_pipeline, prepared_data
 from workloads.criteo1tb.model import DROPOUT_RATE, DLRMResNet, DlrmSmall
@@ -91,11 +90,14 @@ class Criteo1TbWorkload(BenchmarkWorkload):
         num_batches: Optional[int] = None,
     ) -> Iterator[Dict[str, spec.Tensor]]:
         del cache  # nothing to cache: batches are copied from memory-mapped arrays
-        use_ddp, rank, device, n_gpus = pytorch_setup()
-        num_shards = n_gpus if use_ddp else 1
+        world = parallel.current_world()
+        parallel.check_same_seed_on_every_rank(data_rng, world=world)
+        # Under DDP each rank reads block `rank` of every (padded) global batch, which upstream's rank 0
+        # would broadcast to it; a single process, DataParallel included, reads whole global batches.
+        shard, num_shards = (world.rank, world.num_shards) if world.use_ddp else (0, 1)
         return input_pipeline.torch_batches(
-            self.dataset_dir(data_dir), split, global_batch_size, int(data_rng[0]), device,
-            num_batches=num_batches, repeat=bool(repeat_final_dataset), shard=rank, num_shards=num_shards,
+            self.dataset_dir(data_dir), split, global_batch_size, int(data_rng[0]), world.device,
+            num_batches=num_batches, repeat=bool(repeat_final_dataset), shard=shard, num_shards=num_shards,
         )
 
     # --- model -----------------------------------------------------------------------------
@@ -121,14 +123,7 @@ class Criteo1TbWorkload(BenchmarkWorkload):
         model = self.build_model()
         self._param_shapes = pytorch_param_shapes(model)
         self._param_types = pytorch_param_types(self._param_shapes)
-        use_ddp, rank, device, n_gpus = pytorch_setup()
-        model.to(device)
-        if n_gpus > 1:
-            if use_ddp:
-                model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rank], output_device=rank)
-            else:
-                model = torch.nn.DataParallel(model)
-        return model, None
+        return parallel.wrap_model(model), None
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
         # Upstream's keys, kept as they are: `top_mlp.4` is the third top layer, not the output layer.
@@ -200,9 +195,8 @@ class Criteo1TbWorkload(BenchmarkWorkload):
         for _ in range(num_batches):
             summed = self._eval_batch(params, next(batches))
             total = summed if total is None else total + summed  # stays on the device: one sync per split
-        if pytorch_setup()[0]:
-            dist.all_reduce(total)
-        return {"loss": total.item() / num_examples}
+        # Each rank summed its own rows; the split's loss sums over all ranks.
+        return {"loss": parallel.all_reduce_sum(total).item() / num_examples}
 
 
 class Criteo1TbTestWorkload(Criteo1TbWorkload):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api import spec
 from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.api.pytorch_utils import pytorch_setup
+from workloads import parallel
 from workloads.base import BenchmarkWorkload
 from workloads.mnist import input_pipeline
 from workloads.mnist.model import MnistMLP
+
 
 class MnistWorkload(BenchmarkWorkload):
     name = "mnist"
@@ -70,7 +71,9 @@ class MnistWorkload(BenchmarkWorkload):
         num_batches: Optional[int] = None,
     ) -> Iterator[Dict[str, spec.Tensor]]:
         del cache, num_batches
-        _, _, device, _ = pytorch_setup()
+        world = parallel.current_world()
+        parallel.check_same_seed_on_every_rank(data_rng, world=world)
+        world.local_batch_size(global_batch_size)  # under DDP: fails here, with the fix, when ranks do not divide it
         batches = input_pipeline.numpy_batches(
             self.dataset_dir(data_dir),
             split,
@@ -81,7 +84,10 @@ class MnistWorkload(BenchmarkWorkload):
             repeat=bool(repeat_final_dataset),
             num_train=self.num_train_examples,
         )
-        return input_pipeline.torch_batches(batches, device)
+        # Every rank draws the same global batches (one seed) and keeps its own block, the rows
+        # upstream's rank 0 would broadcast to it; eval batches are padded to the global size first.
+        local = ({key: world.local_rows(value) for key, value in batch.items()} for batch in batches)
+        return input_pipeline.torch_batches(local, world.device)
 
     # --- model -----------------------------------------------------------------
     def init_model_fn(
@@ -91,14 +97,13 @@ class MnistWorkload(BenchmarkWorkload):
         if hasattr(self, "_model"):
             # Upstream quirk kept: a second init re-initialises the same module with
             # LeCun-normal weights instead of building a fresh default-initialised one.
-            self._model.reset_parameters()
+            parallel.unwrap_model(self._model).reset_parameters()
             return self._model, None
         torch.random.manual_seed(int(rng[0]))
         model = MnistMLP()
         self._param_shapes = pytorch_param_shapes(model)
         self._param_types = pytorch_param_types(self._param_shapes)
-        _, _, device, _ = pytorch_setup()
-        self._model = model.to(device)
+        self._model = parallel.wrap_model(model)
         return self._model, None
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
@@ -161,8 +166,10 @@ class MnistWorkload(BenchmarkWorkload):
         del model_state, global_step
         data_rng, _ = prng.split(rng, 2)
         batches = self._cached_eval_batches(split, data_rng, data_dir, global_batch_size)
-        totals: Dict[str, Any] = {"accuracy": 0.0, "loss": 0.0}
+        totals = torch.zeros(2, dtype=torch.float64, device=parallel.current_world().device)  # [correct, summed loss]
         for _ in range(math.ceil(num_examples / global_batch_size)):
             sums = self._eval_batch_sums(params, next(batches))
-            totals = {key: totals[key] + sums[key] for key in totals}
-        return {key: float(value) / num_examples for key, value in totals.items()}
+            totals += torch.stack([sums["accuracy"].double(), sums["loss"].double()])
+        # Each rank summed over its own rows; the split's totals are the sums over all ranks.
+        accuracy, loss = parallel.all_reduce_sum(totals).tolist()
+        return {"accuracy": accuracy / num_examples, "loss": loss / num_examples}

@@ -7,9 +7,11 @@ order (tfds's shuffled shard files) and passing them through a shuffle buffer
 of 2**15 molecules; batches run on across epoch boundaries. Eval passes are
 finite: each eval reads its molecules once, in stored order.
 
-A global batch is `num_shards` (one per GPU, at least one) dynamically batched
+A global batch is `num_shards` (one per rank under DDP, else one per GPU, at least one) dynamically batched
 sub-batches of `global_batch_size // num_shards` graphs each; a single process
-gets them joined into one graph (jraph.batch), a DDP rank gets its own.
+gets them joined into one graph (jraph.batch), a DDP rank gets its own. Every
+rank follows the same molecule stream (one seed) and assembles only its own
+sub-batch: the graphs upstream's rank 0 sends it with broadcast_object_list.
 Host-side assembly runs in a background thread and hands over pinned tensors,
 so the copy to the GPU overlaps the training step.
 """
@@ -24,6 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, TypeVar
 import numpy as np
 
 from pytest_algoperf.api import random_utils as prng
+from workloads.parallel import per_device_batch_size
 from workloads.ogbg.batching import Budget, NumpyBatch, assemble, concatenate, count_that_fit
 from workloads.ogbg.graphs import GraphsTuple
 from workloads.ogbg.prepared_data import GraphSplit
@@ -121,9 +124,9 @@ def _selections(graphs: GraphSplit, stream: IndexStream, budget: Budget) -> Iter
 def _global_batches(
     graphs: GraphSplit, stream: IndexStream, global_batch_size: int, num_shards: int, shard_index: Optional[int], pad_to_budget: bool
 ) -> Iterator[NumpyBatch]:
-    per_device = global_batch_size // num_shards
-    if per_device < 1:
-        raise ValueError(f"a global batch of {global_batch_size} graphs cannot be split across {num_shards} devices")
+    # Upstream's rule: each device's batch is dynamically batched on its own, with the budget of
+    # global / devices graphs (not the global budget cut into pieces).
+    per_device = per_device_batch_size(global_batch_size, num_shards)
     budget = Budget.for_batch_size(per_device)
     selections = _selections(graphs, stream, budget)
     while True:

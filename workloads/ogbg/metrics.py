@@ -68,18 +68,17 @@ class EvalTotals:
         self._count = self._count.to(device) + valid.sum(dtype=torch.float64)
         self._outputs.append((logits.detach().float(), labels.detach(), valid))
 
-    def compute(self, use_ddp: bool = False) -> Dict[str, float]:
-        sums = torch.stack([self._loss, self._correct, self._count])
+    def compute(self) -> Dict[str, float]:
+        """The split's metrics; under DDP over the molecules of every rank (each evaluated its own shard)."""
+        from workloads import parallel
+
+        sums = parallel.all_reduce_sum(torch.stack([self._loss, self._correct, self._count]))
         if self._outputs:
             logits, labels, mask = (torch.cat(parts).cpu().numpy() for parts in zip(*self._outputs))
         else:
             logits = labels = mask = np.zeros((0, 0))
-        if use_ddp:  # every rank evaluated its own shard of each batch
-            import torch.distributed as dist
-
-            dist.all_reduce(sums)
-            gathered: List = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, (logits, labels, mask))
+        gathered = parallel.all_gather_objects((logits, labels, mask))
+        if len(gathered) > 1:
             logits, labels, mask = (np.concatenate([part for part in parts if part.size] or [parts[0]]) for parts in zip(*gathered))
         from scipy.special import expit  # a sigmoid that does not overflow
 

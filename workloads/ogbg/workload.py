@@ -26,7 +26,7 @@ import torch
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api import spec
 from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.api.pytorch_utils import pytorch_setup
+from workloads import parallel
 from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.ogbg import input_pipeline, prepare
 from workloads.ogbg.metrics import EvalTotals, sigmoid_cross_entropy
@@ -112,12 +112,12 @@ class OgbgWorkload(BenchmarkWorkload):
     ) -> Iterator[Dict[str, spec.Tensor]]:
         """Train: endless shuffled batches. Other splits: one pass (endless passes with repeat_final_dataset)."""
         del cache, num_batches
-        use_ddp, rank, device, n_gpus = pytorch_setup()
-        num_shards, shard = max(n_gpus, 1), (rank if use_ddp else None)
+        world = parallel.current_world()
+        parallel.check_same_seed_on_every_rank(data_rng, world=world)
         if split == "train":
             graphs = load_split(self.dataset_dir(data_dir), "train")
-            batches = input_pipeline.train_batches(graphs, global_batch_size, data_rng, num_shards, shard)
-            return input_pipeline.device_batches(batches, device, background=True)
+            batches = input_pipeline.train_batches(graphs, global_batch_size, data_rng, world.num_shards, world.shard_index)
+            return input_pipeline.device_batches(batches, world.device, background=True)
 
         def passes() -> Iterator[Dict[str, spec.Tensor]]:
             while True:
@@ -138,6 +138,8 @@ class OgbgWorkload(BenchmarkWorkload):
         if split != "eval_train":
             return np.arange(min(num_examples, num_graphs))
         if self._eval_train_graph_ids is None:
+            # Every rank draws the subset itself and evaluates its share of it, so all must draw the same.
+            parallel.check_same_seed_on_every_rank(data_rng, "the eval_train seed")
             rng = np.random.RandomState(int(data_rng[0]) % 2**32)
             self._eval_train_graph_ids = np.sort(rng.choice(num_graphs, min(num_examples, num_graphs), replace=False))
         return self._eval_train_graph_ids
@@ -145,11 +147,11 @@ class OgbgWorkload(BenchmarkWorkload):
     def _eval_pass(
         self, split: str, num_examples: int, global_batch_size: int, data_dir: str, data_rng: spec.RandomState
     ) -> Iterator[Dict[str, spec.Tensor]]:
-        use_ddp, rank, device, n_gpus = pytorch_setup()
+        world = parallel.current_world()
         graphs = load_split(self.dataset_dir(data_dir), "train" if split == "eval_train" else split)
         graph_ids = self._eval_graph_ids(split, num_examples, graphs.num_graphs, data_rng)
-        batches = input_pipeline.eval_batches(graphs, graph_ids, global_batch_size, max(n_gpus, 1), rank if use_ddp else None)
-        return input_pipeline.device_batches(batches, device, background=False)
+        batches = input_pipeline.eval_batches(graphs, graph_ids, global_batch_size, world.num_shards, world.shard_index)
+        return input_pipeline.device_batches(batches, world.device, background=False)
 
     # --- model -----------------------------------------------------------------
     def init_model_fn(
@@ -166,13 +168,7 @@ class OgbgWorkload(BenchmarkWorkload):
         )
         self._param_shapes = pytorch_param_shapes(model)
         self._param_types = pytorch_param_types(self._param_shapes)
-        use_ddp, rank, device, _ = pytorch_setup()
-        model.to(device)
-        if use_ddp:
-            from torch.nn.parallel import DistributedDataParallel
-
-            model = DistributedDataParallel(model, device_ids=[rank], output_device=rank)
-        return model, None
+        return parallel.wrap_model(model), None
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
         return param_key in ("decoder.weight", "decoder.bias")
@@ -236,7 +232,7 @@ class OgbgWorkload(BenchmarkWorkload):
             logits, _ = self.model_fn(params, batch, None, spec.ForwardPassMode.EVAL, None, update_batch_norm=False)
             per_label = self.loss_fn(batch["targets"], logits, batch["weights"])["per_example"]
             totals.add(logits, batch["targets"], batch["weights"], per_label)
-        return totals.compute(use_ddp=pytorch_setup()[0])
+        return totals.compute()
 
 
 class OgbgGeluWorkload(OgbgWorkload):

@@ -17,23 +17,11 @@ import torch.nn.functional as F
 
 from pytest_algoperf.api import spec
 from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
-from pytest_algoperf.api.pytorch_utils import pytorch_setup
+from workloads import parallel
 from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.wmt import bleu, decode, input_pipeline
 from workloads.wmt.model import DROPOUT_RATE, V05_ATTENTION_DROPOUT_RATE, Transformer, TransformerConfig
 from workloads.wmt.raw_format import REFERENCE_COUNTS
-
-
-def _bare_module(params: spec.ParameterContainer) -> torch.nn.Module:
-    """The Transformer inside DDP / DataParallel / torch.compile wrappers (beam search calls its parts)."""
-    module = params
-    while True:
-        if hasattr(module, "module"):
-            module = module.module
-        elif hasattr(module, "_orig_mod"):
-            module = module._orig_mod
-        else:
-            return module
 
 
 class WmtWorkload(BenchmarkWorkload):
@@ -99,14 +87,18 @@ class WmtWorkload(BenchmarkWorkload):
         num_batches: Optional[int] = None,
     ) -> Iterator[Dict[str, spec.Tensor]]:
         del cache
-        use_ddp, rank, device, n_gpus = pytorch_setup()
+        world = parallel.current_world()
+        parallel.check_same_seed_on_every_rank(data_rng, world=world)
+        world.local_batch_size(global_batch_size)  # under DDP: fails here, with the fix, when ranks do not divide it
         batches = input_pipeline.numpy_batches(
             self.prepared_data(data_dir), split, global_batch_size, seed=int(data_rng[0]),
             num_batches=num_batches, repeat=bool(repeat_final_dataset),
         )
         if split == "train":
             batches = input_pipeline.prefetched(batches)
-        return input_pipeline.torch_batches(batches, device, rank, n_gpus if use_ddp else 1)
+        # Every rank builds the same global batches (one seed) and keeps block `rank`, the rows upstream's
+        # rank 0 would broadcast to it; eval batches are padded to the global size first.
+        return input_pipeline.torch_batches(batches, world.device, world.rank, world.num_shards if world.use_ddp else 1)
 
     # --- model -----------------------------------------------------------------
     def init_model_fn(
@@ -117,14 +109,7 @@ class WmtWorkload(BenchmarkWorkload):
         model = Transformer(self.model_config)
         self._param_shapes = pytorch_param_shapes(model)
         self._param_types = pytorch_param_types(self._param_shapes)
-        use_ddp, rank, device, n_gpus = pytorch_setup()
-        model.to(device)
-        if n_gpus > 1:
-            if use_ddp:
-                model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rank], output_device=rank)
-            else:
-                model = torch.nn.DataParallel(model)
-        return model, None
+        return parallel.wrap_model(model), None
 
     def _dropout_rates(self, dropout_rate: Optional[float]) -> Tuple[float, Optional[float]]:
         """(general rate, attention-probability rate or None for "the same") for one model_fn call.
@@ -210,7 +195,7 @@ class WmtWorkload(BenchmarkWorkload):
 
     def _translations(self, params: spec.ParameterContainer, batch: Dict[str, spec.Tensor]) -> Tuple[List[str], List[str]]:
         """(predictions, references) of the real rows of one eval batch, as detokenised text."""
-        predicted = decode.translate(_bare_module(params), batch["inputs"], self.max_decode_length).cpu().numpy()
+        predicted = decode.translate(parallel.unwrap_model(params), batch["inputs"], self.max_decode_length).cpu().numpy()
         targets = batch["targets"].cpu().numpy()
         # The reference counts real rows as those with weight at the first target position.
         real_rows = int(batch["weights"][:, 0].sum())
@@ -236,7 +221,7 @@ class WmtWorkload(BenchmarkWorkload):
         # Repeats its first num_batches batches forever.
         batches = self._cached_eval_batches(split, rng, data_dir, global_batch_size, num_batches)
         totals = sum(self._token_sums(params, next(batches)) for _ in range(num_batches))
-        totals = self._all_ranks_sum(totals)
+        totals = parallel.all_reduce_sum(totals)  # each rank summed over its own rows
         loss, correct, tokens = totals.tolist()
         # BLEU translates the next num_batches batches: the same ones again (eval_train: reshuffled).
         predictions: List[str] = []
@@ -247,14 +232,6 @@ class WmtWorkload(BenchmarkWorkload):
             references += batch_references
         score = bleu.corpus_bleu(bleu.gather_across_ranks(predictions), bleu.gather_across_ranks(references))
         return {"loss": loss / tokens, "accuracy": correct / tokens, "bleu": score}
-
-    @staticmethod
-    def _all_ranks_sum(values: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(values)
-        return values
 
 
 class WmtWorkloadPostLN(WmtWorkload):

@@ -1,0 +1,184 @@
+"""Trains and evaluates workloads on prepared data, in one process or one rank of a torchrun launch.
+
+    python tests/ddp/driver.py --data-dir DIR --out OUT mnist ogbg
+    python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp/driver.py --data-dir DIR --out OUT mnist
+
+For each workload, every rank writes OUT/<workload>.rank<r>of<N>.json: the rows
+of each training batch and validation batch it received (as digests, so the
+test can compare them with the single-process global batches), the eval
+metrics of the initial model and after a few NAdamW steps. A final
+`collectives` file records what the helpers of workloads/parallel.py made of
+values that differ by rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from pytest_algoperf.api import random_utils as prng  # noqa: E402
+from pytest_algoperf.api.halton import hyperparameters_from_dict  # noqa: E402
+from pytest_algoperf.api.pytorch_utils import pytorch_init, pytorch_setup  # noqa: E402
+from pytest_algoperf.submission_loading import load_submission  # noqa: E402
+from workloads import parallel  # noqa: E402
+from workloads.registry import get_workload  # noqa: E402
+
+SUBMISSION_DIR = REPO_ROOT / "submissions" / "nadamw"
+
+# (global train batch, global eval batch, training steps) per workload. The eval batch leaves the
+# last validation batch short, so padding reaches the ranks: e.g. MNIST's 64 validation digits in
+# batches of 48 give rank 0 of the second batch 16 digits and 8 padding rows, rank 1 only padding.
+SETTINGS = {
+    "mnist": (8, 48, 3),
+    "ogbg": (8, 16, 2),
+    "wmt": (4, 8, 2),
+    "criteo1tb_test": (16, 32, 2),
+}
+WARMUP_FACTOR = 1e-3  # MNIST: int(1e-3 * 7813) = 7 warmup steps
+
+
+def digest(*arrays: Any) -> str:
+    sha = hashlib.sha1()
+    for array in arrays:
+        sha.update(np.ascontiguousarray(array.detach().cpu().numpy() if torch.is_tensor(array) else array).tobytes())
+    return sha.hexdigest()[:16]
+
+
+def row_digests(batch: Dict[str, torch.Tensor]) -> List[str]:
+    """One digest per row over every key of the batch (keys in sorted order)."""
+    keys = sorted(batch)
+    return [digest(*(batch[key][row] for key in keys)) for row in range(len(batch[keys[0]]))]
+
+
+def graph_records(batch: Dict[str, Any]) -> Dict[str, Any]:
+    """Per graph of an OGBG batch: atoms, edges, a digest of its atom features and one of its labels."""
+    graph = batch["inputs"]
+    n_node = graph.n_node.tolist()
+    starts = np.concatenate([[0], np.cumsum(n_node)])
+    nodes = graph.nodes.float()
+    return {
+        "n_node": n_node,
+        "n_edge": graph.n_edge.tolist(),
+        "atoms": [digest(nodes[starts[g] : starts[g + 1]]) for g in range(len(n_node))],
+        "labels": [digest(batch["targets"][g].float(), batch["weights"][g].bool()) for g in range(len(n_node))],
+    }
+
+
+def describe(name: str, batch: Dict[str, Any]) -> Any:
+    return graph_records(batch) if name.startswith("ogbg") else row_digests(batch)
+
+
+def build(name: str, data_dir: str):
+    workload = get_workload(name)
+    workload.use_prepared_data(data_dir)
+    if name.startswith("wmt"):
+        from workloads.wmt.model import TransformerConfig
+
+        prepared = workload.prepared_data(data_dir)
+        # A small Transformer: the DDP path is the same, the CPU time is not.
+        workload.model_config = TransformerConfig(
+            vocab_size=prepared.vocab_size, d_model=32, num_heads=4, d_hidden=64, num_layers=2, max_length=prepared.max_length
+        )
+    return workload
+
+
+def run_workload(name: str, data_dir: str, seed: int) -> Dict[str, Any]:
+    train_batch_size, eval_batch_size, steps = SETTINGS[name]
+    submission = load_submission(SUBMISSION_DIR)
+    search_space = json.loads((SUBMISSION_DIR / "tuning_search_space.json").read_text())
+    # The search space's first point, with a warmup of a few steps instead of hundreds, so that the
+    # steps here move the parameters far enough for a wrong gradient to show in the metrics.
+    hyperparameters = hyperparameters_from_dict({**search_space[0], "warmup_factor": WARMUP_FACTOR})
+    workload = build(name, data_dir)
+    data_rng, opt_rng, model_rng, loop_rng = prng.split(prng.PRNGKey(seed), 4)
+    eval_rng = prng.split(loop_rng, 2)[1]
+
+    queue = workload._build_input_queue(data_rng, "train", data_dir, train_batch_size)
+    model, model_state = workload.init_model_fn(model_rng)
+    optimizer_state = submission.init_optimizer_state(workload, model, model_state, hyperparameters, opt_rng)
+    record: Dict[str, Any] = {"data_rng": [int(value) for value in data_rng]}
+    record["initial"] = workload.eval_model(eval_batch_size, model, model_state, eval_rng, data_dir, None, 0)
+
+    record["train_batches"] = []
+    for step in range(steps):
+        batch = next(queue)
+        record["train_batches"].append(describe(name, batch))
+        optimizer_state, model, model_state = submission.update_params(
+            workload, model, workload.model_params_types, model_state, hyperparameters, batch,
+            workload.loss_type, optimizer_state, [], step, prng.fold_in(loop_rng, step),
+        )
+    record["trained"] = workload.eval_model(eval_batch_size, model, model_state, eval_rng, data_dir, None, steps)
+
+    # One pass over the validation split (not repeated), as the eval above read it.
+    num_batches = math.ceil(workload.num_validation_examples / eval_batch_size)
+    validation = workload._build_input_queue(eval_rng, "validation", data_dir, eval_batch_size, num_batches=num_batches)
+    record["validation_batches"] = [describe(name, batch) for batch in validation]
+    return record
+
+
+def collectives_record() -> Dict[str, Any]:
+    """What `sync_model_state_for_eval` makes of batch-norm statistics that differ by rank, and what
+    `check_same_seed_on_every_rank` says about seeds that differ by rank."""
+    world = parallel.current_world()
+    norm = torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        norm.running_mean.fill_(float(world.rank + 1))
+        norm.num_batches_tracked.fill_(7)
+    before = norm.running_mean.tolist()
+    parallel.sync_model_state_for_eval(norm, world)
+    parallel.check_same_seed_on_every_rank(np.array([11, 12], dtype=np.int32), world=world)
+    try:
+        parallel.check_same_seed_on_every_rank(np.array([world.rank, 12], dtype=np.int32), world=world)
+        disagreement = None
+    except RuntimeError as error:
+        disagreement = str(error)
+    return {"before": before, "after": norm.running_mean.tolist(), "steps": int(norm.num_batches_tracked), "disagreement": disagreement}
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("workloads", nargs="+", choices=sorted(SETTINGS))
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    use_ddp, rank, _, _ = pytorch_setup()
+    pytorch_init(use_ddp, rank)
+    world = parallel.current_world()
+    suffix = f"rank{rank}of{world.num_shards if use_ddp else 1}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.workloads:
+        record = {"use_ddp": world.use_ddp, "rank": world.rank, "num_devices": world.num_devices, **run_workload(name, args.data_dir, args.seed)}
+        (args.out / f"{name}.{suffix}.json").write_text(json.dumps(record))
+    (args.out / f"collectives.{suffix}.json").write_text(json.dumps(collectives_record()))
+    if use_ddp:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    status = main(sys.argv[1:])
+    # Skip interpreter finalisation. After DDP, torch keeps gloo's worker threads alive past
+    # destroy_process_group; one that drops a finished collective's tensor during finalisation
+    # asks for the GIL, is ended inside C++ code and aborts the process (std::terminate), now
+    # and then, after every record is written.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
