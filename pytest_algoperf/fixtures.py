@@ -110,7 +110,7 @@ def algoperf_batch_sizes(
     if algoperf_session.settings.mode == "smoke":
         workload = algoperf_workload
         largest_split = max(workload.num_eval_train_examples, workload.num_validation_examples, workload.num_test_examples or 0)
-        return reduced_batch_sizes(train_size, eval_size, largest_split, devices=max(n_gpus, 1))
+        return reduced_batch_sizes(train_size, eval_size, largest_split, devices=max(n_gpus, 1), cap=workload.SMOKE_BATCH_SIZE)
     return train_size, eval_size
 
 

@@ -6,21 +6,24 @@ import time
 from typing import Any, List, Tuple
 
 SMOKE_STEPS = 5  # default of --algoperf-smoke-steps: enough updates to catch early divergence; evals follow step 1 and the last
-SMOKE_BATCH_SIZE = 8  # rows, graphs, sentences or images per training batch
 EVAL_BATCH_MULTIPLE = 8
 SMOKE_CALL_TIMEOUT_SEC = 300.0  # per submission call unless --algoperf-timeout says otherwise
 
 
-def reduced_batch_sizes(train_size: int, eval_size: int, largest_eval_split: int, devices: int = 1) -> Tuple[int, int]:
-    """The smoke run's batch sizes: training capped at a few examples; eval just big enough that one
-    batch covers the largest tiny eval split (eval batches are padded to full size, and every padded
-    row costs a pass through the model). Both stay multiples of the devices a batch is split across."""
-    covering = -(-largest_eval_split // EVAL_BATCH_MULTIPLE) * EVAL_BATCH_MULTIPLE
+def reduced_batch_sizes(
+    train_size: int, eval_size: int, largest_eval_split: int, devices: int, cap: int
+) -> Tuple[int, int]:
+    """The smoke run's batch sizes: training capped at `cap`, the workload's `SMOKE_BATCH_SIZE`; eval
+    just big enough that one batch covers the largest tiny eval split, in steps of at most `cap`
+    (eval batches are padded to full size, and every padded row costs a pass through the model).
+    Both stay multiples of the devices a batch is split across."""
+    multiple = min(cap, EVAL_BATCH_MULTIPLE)
+    covering = -(-largest_eval_split // multiple) * multiple
 
     def whole_devices(size: int) -> int:
         return max(devices, size // devices * devices)
 
-    return whole_devices(min(train_size, SMOKE_BATCH_SIZE)), whole_devices(min(eval_size, covering))
+    return whole_devices(min(train_size, cap)), whole_devices(min(eval_size, covering))
 
 
 def timed(call: Any, *args: Any) -> Tuple[Any, float]:

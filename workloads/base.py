@@ -38,6 +38,9 @@ class BenchmarkWorkload(spec.Workload):
     EVAL_PERIOD_TIME_SEC: ClassVar[float]
     # Example counts per split that full prepared data must have (checked against its manifest).
     REFERENCE_COUNTS: ClassVar[Dict[str, int]] = {}
+    # Training examples per smoke-gate batch (tiny data on a CPU: rows, graphs, sentences or images);
+    # fewer where one example is costly.
+    SMOKE_BATCH_SIZE: ClassVar[int] = 8
 
     def __init__(self, benchmark_version: str = DEFAULT_BENCHMARK_VERSION) -> None:
         super().__init__()

@@ -26,6 +26,11 @@ class WorkloadEntry:
 
 _ENTRIES: Tuple[WorkloadEntry, ...] = (
     WorkloadEntry("mnist", "workloads.mnist.workload", "MnistWorkload", base="mnist", family="mnist", development=True),
+    # -- fastmri entries --
+    WorkloadEntry("fastmri", "workloads.fastmri.workload", "FastMRIWorkload", base="fastmri", family="fastmri"),
+    WorkloadEntry("fastmri_model_size", "workloads.fastmri.workload", "FastMRIModelSizeWorkload", base="fastmri", family="fastmri"),
+    WorkloadEntry("fastmri_tanh", "workloads.fastmri.workload", "FastMRITanhWorkload", base="fastmri", family="fastmri"),
+    WorkloadEntry("fastmri_layernorm", "workloads.fastmri.workload", "FastMRILayerNormWorkload", base="fastmri", family="fastmri"),
     # -- ogbg entries --
     WorkloadEntry("ogbg", "workloads.ogbg.workload", "OgbgWorkload", base="ogbg", family="ogbg"),
     WorkloadEntry("ogbg_gelu", "workloads.ogbg.workload", "OgbgGeluWorkload", base="ogbg", family="ogbg"),

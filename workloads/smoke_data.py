@@ -44,11 +44,24 @@ def _criteo1tb(data_dir: Path) -> None:
     prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw), "--subset", "--workers", "1"])
 
 
+def _fastmri(data_dir: Path) -> None:
+    from workloads.fastmri import prepare, sample_data
+
+    # Real anatomy (mricron-data's T1 scan) as simulated single-coil k-space, left unpacked as
+    # `tar -xJf` leaves the official archives (packing noise-like k-space with xz takes seconds).
+    # 2 training volumes of 2 slices (two smoke batches of 2); 2 val volumes give validation and test,
+    # so each eval passes 6 slices through the U-Net.
+    raw = sample_data.write_raw_dir(data_dir / "fastmri_smoke_raw", train_volumes=2, val_volumes=2, slices=2, unpacked=True)
+    if prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw), "--subset"]) != 0:
+        raise RuntimeError(f"preparing the fastmri smoke data from {raw} failed (see the message above)")
+
+
 SMOKE_DATA_WRITERS: Dict[str, Callable[[Path], None]] = {
     "mnist": _mnist,
     "ogbg": _ogbg,
     "wmt": _wmt,
     "criteo1tb": _criteo1tb,
+    "fastmri": _fastmri,
 }
 
 
