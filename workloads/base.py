@@ -103,6 +103,22 @@ class BenchmarkWorkload(spec.Workload):
     def has_reached_test_target(self, eval_result: Dict[str, float]) -> bool:
         return self._beats(eval_result[f"test/{self.target_metric_name}"], self.test_target_value)
 
+    def _adopt_model(self, model):
+        """`init_model_fn`'s last step: parameter shapes and types from the bare module (wrappers prefix
+        the names), then the model on this process's device, wrapped as upstream wraps it."""
+        from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
+        from workloads import parallel
+
+        self._param_shapes = pytorch_param_shapes(model)
+        self._param_types = pytorch_param_types(self._param_shapes)
+        return parallel.wrap_model(model)
+
+    def _dropout_rate_or_default(self, dropout_rate: Optional[float], default: float) -> float:
+        """The rate a `model_fn` call uses: its own; else the one fixed at init (v0.5 API); else `default`."""
+        if dropout_rate is not None:
+            return dropout_rate
+        return self._init_dropout_rate if self._init_dropout_rate is not None else default
+
     def fix_dropout_at_init(self, dropout_rate: Optional[float], aux_dropout_rate: Optional[float]) -> None:
         """v0.5 API: dropout chosen once from the hyperparameters, used whenever model_fn gets none."""
         self._init_dropout_rate = dropout_rate

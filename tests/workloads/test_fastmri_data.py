@@ -353,4 +353,4 @@ def test_smoke_data_is_prepared_through_the_real_path(tmp_path):
 
     prepare_smoke_data("fastmri", tmp_path)
     manifest = json.loads((tmp_path / "fastmri" / "manifest.json").read_text())
-    assert manifest["subset"] and manifest["counts"] == {"train": 8, "validation": 4, "test": 4}
+    assert manifest["subset"] and manifest["counts"] == {"train": 4, "validation": 2, "test": 2}

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from pytest_algoperf.api import spec
-from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
 from workloads import parallel
 from workloads.base import BenchmarkWorkload
 from workloads.criteo1tb import input_pipeline, prepared_data
@@ -121,9 +120,7 @@ class Criteo1TbWorkload(BenchmarkWorkload):
         torch.random.manual_seed(int(rng[0]))
         torch.backends.cudnn.benchmark = False  # upstream turns it off for this workload (memory)
         model = self.build_model()
-        self._param_shapes = pytorch_param_shapes(model)
-        self._param_types = pytorch_param_types(self._param_shapes)
-        return parallel.wrap_model(model), None
+        return self._adopt_model(model), None
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
         # Upstream's keys, kept as they are: `top_mlp.4` is the third top layer, not the output layer.
@@ -140,8 +137,7 @@ class Criteo1TbWorkload(BenchmarkWorkload):
         dropout_rate: Optional[float] = None,
     ) -> Tuple[spec.Tensor, spec.ModelAuxiliaryState]:
         del model_state, rng, update_batch_norm  # no batch norm, no model state
-        if dropout_rate is None:
-            dropout_rate = self._init_dropout_rate if self._init_dropout_rate is not None else DROPOUT_RATE
+        dropout_rate = self._dropout_rate_or_default(dropout_rate, DROPOUT_RATE)
         model = params
         model.train(mode == spec.ForwardPassMode.TRAIN)
         context = torch.no_grad if mode == spec.ForwardPassMode.EVAL else contextlib.nullcontext

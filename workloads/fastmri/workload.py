@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api import spec
-from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
 from workloads import parallel
 from workloads.base import BenchmarkWorkload
 from workloads.fastmri.model import DROPOUT_RATE, UNet
@@ -157,9 +156,7 @@ class FastMRIWorkload(BenchmarkWorkload):
         del dropout_rate, aux_dropout_rate  # dropout is chosen per model_fn call (v0.5 runs: fix_dropout_at_init)
         torch.random.manual_seed(int(rng[0]))
         model = self.build_model()
-        self._param_shapes = pytorch_param_shapes(model)
-        self._param_types = pytorch_param_types(self._param_shapes)
-        return parallel.wrap_model(model), None
+        return self._adopt_model(model), None
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
         # Upstream's keys for every variant; fastmri_model_size (3 levels) has no `up_conv.3`, so
@@ -177,8 +174,7 @@ class FastMRIWorkload(BenchmarkWorkload):
         dropout_rate: Optional[float] = None,
     ) -> Tuple[spec.Tensor, spec.ModelAuxiliaryState]:
         del model_state, rng, update_batch_norm  # no batch norm, no model state
-        if dropout_rate is None:
-            dropout_rate = self._init_dropout_rate if self._init_dropout_rate is not None else DROPOUT_RATE
+        dropout_rate = self._dropout_rate_or_default(dropout_rate, DROPOUT_RATE)
         model = params
         model.train(mode == spec.ForwardPassMode.TRAIN)
         context = torch.no_grad if mode == spec.ForwardPassMode.EVAL else contextlib.nullcontext

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api import spec
-from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
 from workloads import parallel
 from workloads.base import BenchmarkWorkload
 from workloads.mnist import input_pipeline
@@ -101,9 +100,7 @@ class MnistWorkload(BenchmarkWorkload):
             return self._model, None
         torch.random.manual_seed(int(rng[0]))
         model = MnistMLP()
-        self._param_shapes = pytorch_param_shapes(model)
-        self._param_types = pytorch_param_types(self._param_shapes)
-        self._model = parallel.wrap_model(model)
+        self._model = self._adopt_model(model)
         return self._model, None
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:

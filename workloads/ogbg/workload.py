@@ -25,7 +25,6 @@ import torch
 
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api import spec
-from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
 from workloads import parallel
 from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.ogbg import input_pipeline, prepare
@@ -166,9 +165,7 @@ class OgbgWorkload(BenchmarkWorkload):
             hidden_dims=self.hidden_dims,
             num_message_passing_steps=self.num_message_passing_steps,
         )
-        self._param_shapes = pytorch_param_shapes(model)
-        self._param_types = pytorch_param_types(self._param_shapes)
-        return parallel.wrap_model(model), None
+        return self._adopt_model(model), None
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
         return param_key in ("decoder.weight", "decoder.bias")
@@ -186,8 +183,7 @@ class OgbgWorkload(BenchmarkWorkload):
         del rng, update_batch_norm  # no batch norm in this model
         if model_state is not None:
             raise ValueError(f"Expected model_state to be None, received {model_state}.")
-        if dropout_rate is None:
-            dropout_rate = self._init_dropout_rate if self._init_dropout_rate is not None else DROPOUT_RATE
+        dropout_rate = self._dropout_rate_or_default(dropout_rate, DROPOUT_RATE)
         model = params
         if mode == spec.ForwardPassMode.TRAIN:
             model.train()

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from pytest_algoperf.api import spec
-from pytest_algoperf.api.param_utils import pytorch_param_shapes, pytorch_param_types
 from workloads import parallel
 from workloads.base import DEFAULT_BENCHMARK_VERSION, BenchmarkWorkload
 from workloads.wmt import bleu, decode, input_pipeline
@@ -107,9 +106,7 @@ class WmtWorkload(BenchmarkWorkload):
         del dropout_rate, aux_dropout_rate  # dropout is chosen per model_fn call (v0.5 runs: fix_dropout_at_init)
         torch.random.manual_seed(int(rng[0]))
         model = Transformer(self.model_config)
-        self._param_shapes = pytorch_param_shapes(model)
-        self._param_types = pytorch_param_types(self._param_shapes)
-        return parallel.wrap_model(model), None
+        return self._adopt_model(model), None
 
     def _dropout_rates(self, dropout_rate: Optional[float]) -> Tuple[float, Optional[float]]:
         """(general rate, attention-probability rate or None for "the same") for one model_fn call.
@@ -121,7 +118,7 @@ class WmtWorkload(BenchmarkWorkload):
         """
         if dropout_rate is not None:
             return dropout_rate, None
-        general = self._init_dropout_rate if self._init_dropout_rate is not None else DROPOUT_RATE
+        general = self._dropout_rate_or_default(None, DROPOUT_RATE)
         if not self._dropout_fixed_at_init:
             return general, None
         aux = self._init_aux_dropout_rate
