@@ -1,0 +1,1 @@
+"""CIFAR-10 ResNet-18 development workload."""
