@@ -1,0 +1,290 @@
+"""AlgoPerf's ImageNet ResNet-50 workload and its variants (reference §4.1, §4.4, §5).
+
+ILSVRC 2012 classification with a torchvision-layout ResNet-50 (model.py). The data
+layer (prepared ImageFolder dirs, transforms, batches) is shared with the ViT workload
+and lives in workloads/imagenet/. Train, eval_train and validation follow upstream's
+torchvision pipeline; the test split is ImageNet-v2 (matched frequency) with the
+reference's TF-style eval crop. Variants change only the model (activation or the
+initial scale of each residual branch's last BN); they share the base workload's
+data, budget, step hint and eval period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from typing import Dict, Iterator, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from pytest_algoperf.api import pytorch_utils
+from pytest_algoperf.api import random_utils as prng
+from pytest_algoperf.api import spec
+from workloads import parallel
+from workloads.base import BenchmarkWorkload
+from workloads.imagenet import input_pipeline, transforms
+from workloads.imagenet_resnet.model import ResNet, resnet50
+
+# DataLoader workers for training batches, as upstream (4, persistent); 0 on a CPU-only run,
+# where the smoke data is a handful of images and worker start-up would dominate.
+TRAIN_NUM_WORKERS = 4
+
+
+class ImagenetResNetWorkload(BenchmarkWorkload):
+    """ResNet-50 on ImageNet; targets, budget (66,159 s; v0.5 63,008 s) and step hint: scoring/versions/*.json."""
+
+    name = "imagenet_resnet"
+    EVAL_PERIOD_TIME_SEC = 510
+    # Images per split of the prepared manifest: ILSVRC 2012 train and val, ImageNet-v2 as test.
+    REFERENCE_COUNTS = dict(input_pipeline.REFERENCE_COUNTS)
+    # A 224x224 ResNet-50 step is slow on a CPU (~4 GFLOPs forward per image): two keep the smoke gate short.
+    SMOKE_BATCH_SIZE = 2
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Upstream's runner sets this from --pytorch_eval_num_workers (default 0).
+        self.eval_num_workers = 0
+
+    # --- model choices the variants change ------------------------------------------------
+    @property
+    def use_silu(self) -> bool:
+        return False
+
+    @property
+    def use_gelu(self) -> bool:
+        return False
+
+    @property
+    def bn_init_scale(self) -> float:
+        return 0.0  # each block starts as the identity (Goyal et al. 2017)
+
+    # --- constants ----------------------------------------------------------------------------
+    @property
+    def loss_type(self) -> spec.LossType:
+        return spec.LossType.SOFTMAX_CROSS_ENTROPY
+
+    @property
+    def num_train_examples(self) -> int:
+        return self.split_size("train", self.REFERENCE_COUNTS["train"])
+
+    @property
+    def num_validation_examples(self) -> int:
+        return self.split_size("validation", self.REFERENCE_COUNTS["validation"])
+
+    @property
+    def num_test_examples(self) -> int:
+        return self.split_size("test", self.REFERENCE_COUNTS["test"])
+
+    @property
+    def eval_batch_size(self) -> int:
+        return 1024
+
+    @property
+    def num_eval_train_examples(self) -> int:
+        # The validation size rounded up to whole eval batches: 49 x 1,024 = 50,176 training images.
+        # A subset data dir may hold fewer training images than that.
+        standard = spec.standard_num_eval_train_examples(self.num_validation_examples, self.eval_batch_size)
+        return self.split_size("eval_train", min(standard, self.num_train_examples))
+
+    @property
+    def num_classes(self) -> int:
+        return input_pipeline.NUM_CLASSES
+
+    @property
+    def train_mean(self) -> Tuple[float, float, float]:
+        return transforms.TRAIN_MEAN  # (0.485, 0.456, 0.406) x 255: RGB means on the 0-255 scale
+
+    @property
+    def train_stddev(self) -> Tuple[float, float, float]:
+        return transforms.TRAIN_STDDEV  # (0.229, 0.224, 0.225) x 255
+
+    @property
+    def center_crop_size(self) -> int:
+        return transforms.CENTER_CROP_SIZE
+
+    @property
+    def resize_size(self) -> int:
+        return transforms.RESIZE_SIZE
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        return (224, 224, 3)  # upstream's (H, W, C); batches are NCHW
+
+    @property
+    def scale_ratio_range(self) -> Tuple[float, float]:
+        return transforms.SCALE_RATIO_RANGE
+
+    @property
+    def aspect_ratio_range(self) -> Tuple[float, float]:
+        return transforms.ASPECT_RATIO_RANGE
+
+    # --- data ----------------------------------------------------------------------------------
+    @property
+    def dataset_name(self) -> str:
+        return input_pipeline.DATASET_NAME  # every variant, and the ViT workload, read the same data
+
+    def preparation_command(self, data_dir: str) -> str:
+        return f"python -m workloads.imagenet.prepare --data-dir {data_dir} --raw-dir RAW"
+
+    def _train_transform(self):
+        """The train split's transform; the ViT workload adds RandAugment here."""
+        return transforms.train_transform()
+
+    def _build_input_queue(
+        self,
+        data_rng: spec.RandomState,
+        split: str,
+        data_dir: str,
+        global_batch_size: int,
+        cache: Optional[bool] = None,
+        repeat_final_dataset: Optional[bool] = None,
+        num_batches: Optional[int] = None,
+    ) -> Iterator[Dict[str, spec.Tensor]]:
+        """Train: endless shuffled batches. Eval splits: padded batches with `weights`, endlessly repeated (as upstream)."""
+        del cache, repeat_final_dataset, num_batches
+        world = parallel.current_world()
+        parallel.check_same_seed_on_every_rank(data_rng, world=world)
+        world.local_batch_size(global_batch_size)  # under DDP: fails here, with the fix, when ranks do not divide it
+        if split == "train":
+            transform = self._train_transform()
+            num_workers = TRAIN_NUM_WORKERS if world.device.type == "cuda" else 0
+        else:
+            transform = None  # the split's eval transform; ImageNet-v2 for test
+            num_workers = self.eval_num_workers
+        return input_pipeline.build_input_iterator(
+            self.dataset_dir(data_dir),
+            split,
+            data_rng,
+            global_batch_size,
+            world,
+            num_eval_train_examples=self.num_eval_train_examples,
+            transform=transform,
+            num_workers=num_workers,
+        )
+
+    # --- model -------------------------------------------------------------------------------
+    def build_model(self) -> ResNet:
+        """The variant's ResNet-50, initialised on the current default device."""
+        if self.use_silu and self.use_gelu:
+            raise RuntimeError(f"{type(self).__name__} asks for both SiLU and GELU activations; choose one")
+        activation = "silu" if self.use_silu else "gelu" if self.use_gelu else "relu"
+        return resnet50(activation=activation, bn_init_scale=self.bn_init_scale, num_classes=self.num_classes)
+
+    def init_model_fn(
+        self, rng: spec.RandomState, dropout_rate: Optional[float] = None, aux_dropout_rate: Optional[float] = None
+    ) -> spec.ModelInitState:
+        del dropout_rate, aux_dropout_rate  # ResNet-50 has no dropout
+        torch.random.manual_seed(int(rng[0]))
+        model = self.build_model()
+        return self._adopt_model(model), None
+
+    def is_output_params(self, param_key: spec.ParameterKey) -> bool:
+        return param_key in ("fc.weight", "fc.bias")
+
+    def model_fn(
+        self,
+        params: spec.ParameterContainer,
+        augmented_and_preprocessed_input_batch: Dict[str, spec.Tensor],
+        model_state: spec.ModelAuxiliaryState,
+        mode: spec.ForwardPassMode,
+        rng: spec.RandomState,
+        update_batch_norm: bool,
+        dropout_rate: Optional[float] = None,
+    ) -> Tuple[spec.Tensor, spec.ModelAuxiliaryState]:
+        """Logits (B, 1000). TRAIN with update_batch_norm=False freezes the BN running statistics
+        (momentum 0) while still normalising with batch statistics, as upstream."""
+        del model_state, rng, dropout_rate  # BN state lives in the module; no dropout
+        model = params
+        if mode == spec.ForwardPassMode.EVAL:
+            if update_batch_norm:
+                raise ValueError(
+                    "model_fn: batch-norm statistics cannot be updated in EVAL mode (pass update_batch_norm=False)"
+                )
+            model.eval()
+        else:
+            model.train()
+            model.apply(functools.partial(pytorch_utils.update_batch_norm_fn, update_batch_norm=update_batch_norm))
+        context = torch.no_grad if mode == spec.ForwardPassMode.EVAL else contextlib.nullcontext
+        with context():
+            logits = model(augmented_and_preprocessed_input_batch["inputs"])  # (B, 3, 224, 224) -> (B, 1000)
+        return logits, None
+
+    def loss_fn(
+        self,
+        label_batch: spec.Tensor,
+        logits_batch: spec.Tensor,
+        mask_batch: Optional[spec.Tensor] = None,
+        label_smoothing: float = 0.0,
+    ) -> Dict[str, spec.Tensor]:
+        """Cross-entropy per image (B,), times the (B,) mask; no regularisation, not synced across ranks."""
+        per_example = F.cross_entropy(logits_batch, label_batch, reduction="none", label_smoothing=label_smoothing)
+        if mask_batch is not None:
+            per_example = per_example * mask_batch
+            n_valid = mask_batch.sum()
+        else:
+            n_valid = torch.tensor(len(per_example), device=per_example.device)
+        return {"summed": per_example.sum(), "n_valid_examples": torch.as_tensor(n_valid), "per_example": per_example}
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def _eval_batch_sums(self, params: spec.ParameterContainer, batch: Dict[str, spec.Tensor]) -> torch.Tensor:
+        """[correct predictions, summed loss] over the batch's real images, in float64."""
+        logits, _ = self.model_fn(params, batch, None, spec.ForwardPassMode.EVAL, None, update_batch_norm=False)
+        weights = batch.get("weights")
+        if weights is None:
+            weights = torch.ones(len(logits), device=logits.device)
+        correct = ((logits.argmax(dim=1) == batch["targets"]) * weights).sum()
+        summed_loss = self.loss_fn(batch["targets"], logits, weights)["summed"]
+        return torch.stack([correct.double(), summed_loss.double()])
+
+    def _eval_model_on_split(
+        self,
+        split: str,
+        num_examples: int,
+        global_batch_size: int,
+        params: spec.ParameterContainer,
+        model_state: spec.ModelAuxiliaryState,
+        rng: spec.RandomState,
+        data_dir: str,
+        global_step: int = 0,
+    ) -> Dict[str, float]:
+        del model_state, global_step
+        data_rng, _ = prng.split(rng, 2)
+        batches = self._cached_eval_batches(split, data_rng, data_dir, global_batch_size)
+        totals = torch.zeros(2, dtype=torch.float64, device=parallel.current_world().device)
+        for _ in range(math.ceil(num_examples / global_batch_size)):
+            totals += self._eval_batch_sums(params, next(batches))
+        # Each rank summed over its own rows; the split's totals are the sums over all ranks.
+        correct, loss = parallel.all_reduce_sum(totals).tolist()
+        return {"accuracy": correct / num_examples, "loss": loss / num_examples}
+
+
+class ImagenetResNetSiLUWorkload(ImagenetResNetWorkload):
+    """SiLU in place of every ReLU."""
+
+    name = "imagenet_resnet_silu"
+
+    @property
+    def use_silu(self) -> bool:
+        return True
+
+
+class ImagenetResNetGELUWorkload(ImagenetResNetWorkload):
+    """GELU (tanh approximation) in place of every ReLU."""
+
+    name = "imagenet_resnet_gelu"
+
+    @property
+    def use_gelu(self) -> bool:
+        return True
+
+
+class ImagenetResNetLargeBNScaleWorkload(ImagenetResNetWorkload):
+    """The last BN gamma of every residual branch starts at 8.0 instead of 0.0."""
+
+    name = "imagenet_resnet_large_bn_init"
+
+    @property
+    def bn_init_scale(self) -> float:
+        return 8.0
