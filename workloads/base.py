@@ -153,6 +153,27 @@ class BenchmarkWorkload(spec.Workload):
             return reference_size
         return self._subset_sizes.get(split, reference_size)
 
+    # Split sizes from REFERENCE_COUNTS (a subset data dir's when running on one); workloads whose
+    # reference sizes live elsewhere override these.
+    @property
+    def num_train_examples(self) -> int:
+        return self.split_size("train", self.REFERENCE_COUNTS["train"])
+
+    @property
+    def num_validation_examples(self) -> int:
+        return self.split_size("validation", self.REFERENCE_COUNTS["validation"])
+
+    @property
+    def num_test_examples(self) -> int:
+        return self.split_size("test", self.REFERENCE_COUNTS["test"])
+
+    @property
+    def num_eval_train_examples(self) -> int:
+        """Upstream's usual rule: the validation size rounded up to whole eval batches, capped by the
+        training examples a subset data dir holds."""
+        standard = spec.standard_num_eval_train_examples(self.num_validation_examples, self.eval_batch_size)
+        return self.split_size("eval_train", min(standard, self.num_train_examples))
+
     def data_status(self, data_dir: str) -> DataStatus:
         """Is the prepared data under `data_dir` present, complete and of the reference's size?"""
         from workloads.data_manifest import check_manifest

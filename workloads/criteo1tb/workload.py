@@ -49,26 +49,8 @@ class Criteo1TbWorkload(BenchmarkWorkload):
         return spec.LossType.SIGMOID_CROSS_ENTROPY
 
     @property
-    def num_train_examples(self) -> int:
-        return self.split_size("train", prepared_data.REFERENCE_COUNTS["train"])
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self.split_size("validation", prepared_data.REFERENCE_COUNTS["validation"])
-
-    @property
-    def num_test_examples(self) -> int:
-        return self.split_size("test", prepared_data.REFERENCE_COUNTS["test"])
-
-    @property
     def eval_batch_size(self) -> int:
         return 8_192  # PyTorch's; upstream's JAX workload evaluates in batches of 131,072
-
-    @property
-    def num_eval_train_examples(self) -> int:
-        # The validation size rounded up to whole eval batches (83,279,872); a subset dump may hold fewer training rows.
-        standard = spec.standard_num_eval_train_examples(self.num_validation_examples, self.eval_batch_size)
-        return min(standard, self.num_train_examples)
 
     # --- data ----------------------------------------------------------------------------
     @property

@@ -61,27 +61,8 @@ class FastMRIWorkload(BenchmarkWorkload):
         return spec.LossType.MEAN_ABSOLUTE_ERROR
 
     @property
-    def num_train_examples(self) -> int:
-        return self.split_size("train", self.REFERENCE_COUNTS["train"])
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self.split_size("validation", self.REFERENCE_COUNTS["validation"])
-
-    @property
-    def num_test_examples(self) -> int:
-        return self.split_size("test", self.REFERENCE_COUNTS["test"])
-
-    @property
     def eval_batch_size(self) -> int:
         return 256
-
-    @property
-    def num_eval_train_examples(self) -> int:
-        # The validation size rounded up to whole eval batches: 14 x 256 = 3,584 training slices.
-        # A subset data dir may hold fewer training slices than that.
-        standard = spec.standard_num_eval_train_examples(self.num_validation_examples, self.eval_batch_size)
-        return self.split_size("eval_train", min(standard, self.num_train_examples))
 
     @property
     def center_fractions(self) -> Tuple[float, ...]:

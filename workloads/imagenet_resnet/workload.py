@@ -66,27 +66,8 @@ class ImagenetResNetWorkload(BenchmarkWorkload):
         return spec.LossType.SOFTMAX_CROSS_ENTROPY
 
     @property
-    def num_train_examples(self) -> int:
-        return self.split_size("train", self.REFERENCE_COUNTS["train"])
-
-    @property
-    def num_validation_examples(self) -> int:
-        return self.split_size("validation", self.REFERENCE_COUNTS["validation"])
-
-    @property
-    def num_test_examples(self) -> int:
-        return self.split_size("test", self.REFERENCE_COUNTS["test"])
-
-    @property
     def eval_batch_size(self) -> int:
         return 1024
-
-    @property
-    def num_eval_train_examples(self) -> int:
-        # The validation size rounded up to whole eval batches: 49 x 1,024 = 50,176 training images.
-        # A subset data dir may hold fewer training images than that.
-        standard = spec.standard_num_eval_train_examples(self.num_validation_examples, self.eval_batch_size)
-        return self.split_size("eval_train", min(standard, self.num_train_examples))
 
     @property
     def num_classes(self) -> int:
