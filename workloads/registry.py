@@ -26,11 +26,17 @@ class WorkloadEntry:
 
 _ENTRIES: Tuple[WorkloadEntry, ...] = (
     WorkloadEntry("mnist", "workloads.mnist.workload", "MnistWorkload", base="mnist", family="mnist", development=True),
+    WorkloadEntry("cifar", "workloads.cifar.workload", "CifarWorkload", base="cifar", family="cifar", development=True),
     # -- fastmri entries --
     WorkloadEntry("fastmri", "workloads.fastmri.workload", "FastMRIWorkload", base="fastmri", family="fastmri"),
     WorkloadEntry("fastmri_model_size", "workloads.fastmri.workload", "FastMRIModelSizeWorkload", base="fastmri", family="fastmri"),
     WorkloadEntry("fastmri_tanh", "workloads.fastmri.workload", "FastMRITanhWorkload", base="fastmri", family="fastmri"),
     WorkloadEntry("fastmri_layernorm", "workloads.fastmri.workload", "FastMRILayerNormWorkload", base="fastmri", family="fastmri"),
+    # -- imagenet_resnet entries --
+    WorkloadEntry("imagenet_resnet", "workloads.imagenet_resnet.workload", "ImagenetResNetWorkload", base="imagenet_resnet", family="imagenet"),
+    WorkloadEntry("imagenet_resnet_silu", "workloads.imagenet_resnet.workload", "ImagenetResNetSiLUWorkload", base="imagenet_resnet", family="imagenet"),
+    WorkloadEntry("imagenet_resnet_gelu", "workloads.imagenet_resnet.workload", "ImagenetResNetGELUWorkload", base="imagenet_resnet", family="imagenet"),
+    WorkloadEntry("imagenet_resnet_large_bn_init", "workloads.imagenet_resnet.workload", "ImagenetResNetLargeBNScaleWorkload", base="imagenet_resnet", family="imagenet"),
     # -- ogbg entries --
     WorkloadEntry("ogbg", "workloads.ogbg.workload", "OgbgWorkload", base="ogbg", family="ogbg"),
     WorkloadEntry("ogbg_gelu", "workloads.ogbg.workload", "OgbgGeluWorkload", base="ogbg", family="ogbg"),

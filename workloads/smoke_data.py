@@ -56,12 +56,35 @@ def _fastmri(data_dir: Path) -> None:
         raise RuntimeError(f"preparing the fastmri smoke data from {raw} failed (see the message above)")
 
 
+def _imagenet(data_dir: Path) -> None:
+    from workloads.imagenet import prepare, sample_data
+
+    # foolbox's real ImageNet photographs with their real classes: 4 training images (two smoke
+    # batches of 2), 2 validation and 2 ImageNet-v2 images, so each eval passes 6 images (eval_train
+    # is capped at the 4 training images) through the network.
+    raw = data_dir / "imagenet_smoke_raw"
+    sample_data.write_raw_dir(raw, num_train=4, num_val=2, num_v2=2)
+    if prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw), "--subset"]) != 0:
+        raise RuntimeError(f"preparing the imagenet smoke data from {raw} failed (see the message above)")
+
+
+def _cifar(data_dir: Path) -> None:
+    from workloads.cifar import prepare, sample_data
+
+    # foolbox's 20 real CIFAR-10 images: 5 x 4 training images (18 train, 2 validation), 4 test.
+    raw = data_dir / "cifar_smoke_raw"
+    sample_data.write_raw_dir(raw, per_train_file=4, num_test=4)
+    prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw), "--subset"])
+
+
 SMOKE_DATA_WRITERS: Dict[str, Callable[[Path], None]] = {
     "mnist": _mnist,
     "ogbg": _ogbg,
     "wmt": _wmt,
     "criteo1tb": _criteo1tb,
     "fastmri": _fastmri,
+    "imagenet": _imagenet,
+    "cifar": _cifar,
 }
 
 

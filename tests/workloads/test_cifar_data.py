@@ -1,20 +1,14 @@
 """CIFAR-10 data path: an archive in the official python-pickle format (small) -> prepared dir -> transforms -> batches.
 
-The images are crops of skimage's sample photographs shrunk to 32 x 32, or foolbox's real CIFAR-10
-samples when ALGOPERF_FOOLBOX_WHEEL names its wheel. They are pickled exactly as the official
-release is (dicts of `data` (N, 3072) uint8 R/G/B planes and `labels`) and tarred like
-`cifar-10-python.tar.gz`.
+The images are foolbox's 20 real CIFAR-10 images with their real labels (workloads/cifar/sample_data.py),
+pickled exactly as the official release is and tarred like `cifar-10-python.tar.gz`.
 """
 
 from __future__ import annotations
 
-import io
-import os
+import functools
 import pickle
 import random
-import tarfile
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,65 +17,29 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 from PIL import Image  # noqa: E402
 
-from workloads.cifar import input_pipeline, prepare  # noqa: E402
+from workloads.cifar import input_pipeline, prepare, sample_data  # noqa: E402
 from workloads.data_manifest import check_manifest, subset_counts  # noqa: E402
 from workloads.parallel import World  # noqa: E402
 
 PER_TRAIN_FILE, NUM_TEST = 4, 6  # 20 training images -> 18 train + 2 validation (last 10%)
 NUM_TRAIN_IMAGES = PER_TRAIN_FILE * len(input_pipeline.TRAIN_FILES)
 CPU = torch.device("cpu")
-LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+write_archive = sample_data.write_archive
 
 
-def _source_images(count: int) -> np.ndarray:
-    """(count, 32, 32, 3) uint8 real photographs, all different."""
-    wheel = os.environ.get("ALGOPERF_FOOLBOX_WHEEL")
-    photos = []
-    if wheel and Path(wheel).is_file():
-        with zipfile.ZipFile(wheel) as archive:
-            for name in sorted(n for n in archive.namelist() if n.startswith("foolbox/data/cifar10_") and n.endswith(".png")):
-                photos.append(np.asarray(Image.open(io.BytesIO(archive.read(name))).convert("RGB").resize((32, 32))))
-    if len(photos) < count:
-        skimage_data = pytest.importorskip("skimage.data")
-        sources = [Image.fromarray(getattr(skimage_data, name)()).convert("RGB") for name in ("astronaut", "coffee", "chelsea", "rocket")]
-        for i in range(count - len(photos)):
-            photo = sources[i % len(sources)]
-            side = 120 + 9 * i
-            box = (3 * i, 2 * i, 3 * i + side, 2 * i + side)
-            photos.append(np.asarray(photo.crop(box).resize((32, 32), Image.BILINEAR)))
-    return np.stack(photos[:count]).astype(np.uint8)
-
-
-def _pickled(images: np.ndarray, labels: list) -> bytes:
-    rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # HWC -> the release's R, G, B planes
-    return pickle.dumps({"batch_label": "subset", "labels": labels, "data": rows, "filenames": [f"{i}.png" for i in labels]}, protocol=2)
-
-
-def _raw_files(images: np.ndarray) -> dict:
-    files = {prepare.META_FILE: pickle.dumps({"label_names": LABEL_NAMES, "num_cases_per_batch": PER_TRAIN_FILE}, protocol=2)}
-    for k, name in enumerate(input_pipeline.TRAIN_FILES):
-        rows = range(k * PER_TRAIN_FILE, (k + 1) * PER_TRAIN_FILE)
-        files[name] = _pickled(images[rows.start : rows.stop], [i % 10 for i in rows])
-    test_rows = range(NUM_TRAIN_IMAGES, NUM_TRAIN_IMAGES + NUM_TEST)
-    files["test_batch"] = _pickled(images[test_rows.start :], [(i * 3) % 10 for i in test_rows])
-    return files
-
-
-def write_archive(raw: Path, files: dict) -> Path:
-    raw.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(raw / prepare.ARCHIVE_NAME, "w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"{input_pipeline.BATCHES_DIR}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw / prepare.ARCHIVE_NAME
+@functools.lru_cache(maxsize=1)
+def _labels() -> list:
+    """The sample images' real classes, in file order (train files, then test_batch)."""
+    return sample_data.release_files(PER_TRAIN_FILE, NUM_TEST)[2].tolist()
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("cifar")
-    images = _source_images(NUM_TRAIN_IMAGES + NUM_TEST)
-    files = _raw_files(images)
+    try:
+        files, images, _ = sample_data.release_files(PER_TRAIN_FILE, NUM_TEST)
+    except sample_data.SampleImagesMissing as missing:
+        pytest.skip(str(missing))
     write_archive(root / "raw", files)
     assert prepare.main(["--data-dir", str(root / "data"), "--raw-dir", str(root / "raw"), "--subset"]) == 0
     return root / "data" / "cifar", images, files
@@ -125,7 +83,7 @@ def test_torchvision_cifar10_reads_the_prepared_dir(prepared, monkeypatch):
     test = CIFAR10(root=str(dataset_dir), train=False, download=False)
     np.testing.assert_array_equal(train.data, images[:NUM_TRAIN_IMAGES])
     np.testing.assert_array_equal(test.data, images[NUM_TRAIN_IMAGES:])
-    assert train.targets == [i % 10 for i in range(NUM_TRAIN_IMAGES)] and train.classes == LABEL_NAMES
+    assert train.targets == _labels()[:NUM_TRAIN_IMAGES] and train.classes == sample_data.LABEL_NAMES
     ours, labels = input_pipeline.read_batches(dataset_dir / input_pipeline.BATCHES_DIR, input_pipeline.TRAIN_FILES)
     np.testing.assert_array_equal(ours, train.data)
     assert labels.tolist() == train.targets
@@ -182,7 +140,7 @@ def test_split_rule_last_tenth_of_train_is_validation(prepared):
     np.testing.assert_array_equal(train.images, images[:18])
     np.testing.assert_array_equal(validation.images, images[18:20])
     np.testing.assert_array_equal(test.images, images[20:])
-    assert validation.labels.tolist() == [8, 9] and len(test) == NUM_TEST
+    assert validation.labels.tolist() == _labels()[18:20] and len(test) == NUM_TEST
 
 
 def test_transforms_follow_upstream_order_and_constants():
@@ -237,7 +195,7 @@ def test_eval_batches_are_padded_with_zero_weights(prepared):
     assert batches[1]["weights"].tolist() == [1.0, 1.0, 0.0, 0.0]
     inputs = torch.cat([b["inputs"] for b in batches])[:NUM_TEST]
     torch.testing.assert_close(inputs, _normalised(images[20:]))
-    assert torch.cat([b["targets"] for b in batches])[:NUM_TEST].tolist() == [(i * 3) % 10 for i in range(20, 26)]
+    assert torch.cat([b["targets"] for b in batches])[:NUM_TEST].tolist() == _labels()[20:26]
     assert torch.all(batches[1]["inputs"][2:] == 0) and batches[1]["targets"][2:].tolist() == [0, 0]
 
 

@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Dict, Optional, Sequence
 
 from workloads.data_manifest import MANIFEST_NAME, write_manifest
+from workloads.imagenet import synsets
 from workloads.imagenet.input_pipeline import DATASET_NAME, NUM_CLASSES, REFERENCE_COUNTS, TRAIN_DIR, V2_DIR, VAL_DIR
 
 TRAIN_TAR = "ILSVRC2012_img_train.tar"
@@ -99,6 +100,11 @@ def prepare_train(raw_dir: Path, dataset_dir: Path) -> Dict[str, int]:
                 if not member.isfile() or not name.endswith(".tar"):
                     continue
                 wnid = name[: -len(".tar")]
+                if wnid not in synsets.class_index():
+                    raise PreparationError(
+                        f"{archive} holds {member.name}, which is not one of the 1,000 ILSVRC 2012 classes "
+                        f"(workloads/imagenet/synsets.json); is it ILSVRC2012_img_train.tar?"
+                    )
                 done = train_dir / wnid
                 if done.is_dir():
                     counts[wnid] = sum(1 for _ in done.iterdir())
@@ -146,9 +152,9 @@ def _labels_from_devkit(devkit: Path) -> Dict[str, str]:
         raise _damaged(devkit, error) from None
     import io
 
-    synsets = scipy.io.loadmat(io.BytesIO(meta_bytes), squeeze_me=True)["synsets"]
+    synset_rows = scipy.io.loadmat(io.BytesIO(meta_bytes), squeeze_me=True)["synsets"]
     # As torchvision's parse_devkit_archive: the leaves (num_children == 0) are the 1,000 classes.
-    id_to_wnid = {int(row["ILSVRC2012_ID"]): str(row["WNID"]) for row in synsets if int(row["num_children"]) == 0}
+    id_to_wnid = {int(row["ILSVRC2012_ID"]): str(row["WNID"]) for row in synset_rows if int(row["num_children"]) == 0}
     try:
         wnids = [id_to_wnid[int(value)] for value in truth]
     except KeyError as error:

@@ -6,24 +6,19 @@ and lives in workloads/imagenet/. Train, eval_train and validation follow upstre
 torchvision pipeline; the test split is ImageNet-v2 (matched frequency) with the
 reference's TF-style eval crop. Variants change only the model (activation or the
 initial scale of each residual branch's last BN); they share the base workload's
-data, budget, step hint and eval period.
+data, budget, step hint and eval period. model_fn, loss_fn and the evaluation are the
+image-classification workloads' shared ones (workloads/image_classification.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import math
 from typing import Dict, Iterator, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
-from pytest_algoperf.api import pytorch_utils
-from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api import spec
 from workloads import parallel
-from workloads.base import BenchmarkWorkload
+from workloads.image_classification import ImageClassificationWorkload
 from workloads.imagenet import input_pipeline, transforms
 from workloads.imagenet_resnet.model import ResNet, resnet50
 
@@ -32,7 +27,7 @@ from workloads.imagenet_resnet.model import ResNet, resnet50
 TRAIN_NUM_WORKERS = 4
 
 
-class ImagenetResNetWorkload(BenchmarkWorkload):
+class ImagenetResNetWorkload(ImageClassificationWorkload):
     """ResNet-50 on ImageNet; targets, budget (66,159 s; v0.5 63,008 s) and step hint: scoring/versions/*.json."""
 
     name = "imagenet_resnet"
@@ -61,10 +56,6 @@ class ImagenetResNetWorkload(BenchmarkWorkload):
         return 0.0  # each block starts as the identity (Goyal et al. 2017)
 
     # --- constants ----------------------------------------------------------------------------
-    @property
-    def loss_type(self) -> spec.LossType:
-        return spec.LossType.SOFTMAX_CROSS_ENTROPY
-
     @property
     def eval_batch_size(self) -> int:
         return 1024
@@ -163,82 +154,6 @@ class ImagenetResNetWorkload(BenchmarkWorkload):
 
     def is_output_params(self, param_key: spec.ParameterKey) -> bool:
         return param_key in ("fc.weight", "fc.bias")
-
-    def model_fn(
-        self,
-        params: spec.ParameterContainer,
-        augmented_and_preprocessed_input_batch: Dict[str, spec.Tensor],
-        model_state: spec.ModelAuxiliaryState,
-        mode: spec.ForwardPassMode,
-        rng: spec.RandomState,
-        update_batch_norm: bool,
-        dropout_rate: Optional[float] = None,
-    ) -> Tuple[spec.Tensor, spec.ModelAuxiliaryState]:
-        """Logits (B, 1000). TRAIN with update_batch_norm=False freezes the BN running statistics
-        (momentum 0) while still normalising with batch statistics, as upstream."""
-        del model_state, rng, dropout_rate  # BN state lives in the module; no dropout
-        model = params
-        if mode == spec.ForwardPassMode.EVAL:
-            if update_batch_norm:
-                raise ValueError(
-                    "model_fn: batch-norm statistics cannot be updated in EVAL mode (pass update_batch_norm=False)"
-                )
-            model.eval()
-        else:
-            model.train()
-            model.apply(functools.partial(pytorch_utils.update_batch_norm_fn, update_batch_norm=update_batch_norm))
-        context = torch.no_grad if mode == spec.ForwardPassMode.EVAL else contextlib.nullcontext
-        with context():
-            logits = model(augmented_and_preprocessed_input_batch["inputs"])  # (B, 3, 224, 224) -> (B, 1000)
-        return logits, None
-
-    def loss_fn(
-        self,
-        label_batch: spec.Tensor,
-        logits_batch: spec.Tensor,
-        mask_batch: Optional[spec.Tensor] = None,
-        label_smoothing: float = 0.0,
-    ) -> Dict[str, spec.Tensor]:
-        """Cross-entropy per image (B,), times the (B,) mask; no regularisation, not synced across ranks."""
-        per_example = F.cross_entropy(logits_batch, label_batch, reduction="none", label_smoothing=label_smoothing)
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = mask_batch.sum()
-        else:
-            n_valid = torch.tensor(len(per_example), device=per_example.device)
-        return {"summed": per_example.sum(), "n_valid_examples": torch.as_tensor(n_valid), "per_example": per_example}
-
-    # --- evaluation ----------------------------------------------------------------------------
-    def _eval_batch_sums(self, params: spec.ParameterContainer, batch: Dict[str, spec.Tensor]) -> torch.Tensor:
-        """[correct predictions, summed loss] over the batch's real images, in float64."""
-        logits, _ = self.model_fn(params, batch, None, spec.ForwardPassMode.EVAL, None, update_batch_norm=False)
-        weights = batch.get("weights")
-        if weights is None:
-            weights = torch.ones(len(logits), device=logits.device)
-        correct = ((logits.argmax(dim=1) == batch["targets"]) * weights).sum()
-        summed_loss = self.loss_fn(batch["targets"], logits, weights)["summed"]
-        return torch.stack([correct.double(), summed_loss.double()])
-
-    def _eval_model_on_split(
-        self,
-        split: str,
-        num_examples: int,
-        global_batch_size: int,
-        params: spec.ParameterContainer,
-        model_state: spec.ModelAuxiliaryState,
-        rng: spec.RandomState,
-        data_dir: str,
-        global_step: int = 0,
-    ) -> Dict[str, float]:
-        del model_state, global_step
-        data_rng, _ = prng.split(rng, 2)
-        batches = self._cached_eval_batches(split, data_rng, data_dir, global_batch_size)
-        totals = torch.zeros(2, dtype=torch.float64, device=parallel.current_world().device)
-        for _ in range(math.ceil(num_examples / global_batch_size)):
-            totals += self._eval_batch_sums(params, next(batches))
-        # Each rank summed over its own rows; the split's totals are the sums over all ranks.
-        correct, loss = parallel.all_reduce_sum(totals).tolist()
-        return {"accuracy": correct / num_examples, "loss": loss / num_examples}
 
 
 class ImagenetResNetSiLUWorkload(ImagenetResNetWorkload):
