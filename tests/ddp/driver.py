@@ -46,7 +46,12 @@ SETTINGS = {
     "wmt": (4, 8, 2),
     "criteo1tb_test": (16, 32, 2),
     "fastmri": (2, 2, 1),  # one slice per rank: a 320x320 U-Net step costs ~1.6 s per slice on a CPU core
+    "imagenet_resnet": (4, 4, 2),  # 4 training photographs: one step an epoch, so the second is reshuffled
+    "cifar": (4, 4, 2),
 }
+# Workloads whose models normalise with batch statistics: under DDP each rank normalises its own
+# rows (plain BatchNorm, as upstream), so the one-process run emulates the ranks (PerRankBatchNorm).
+BATCH_NORM_WORKLOADS = ("imagenet_resnet", "cifar")
 WARMUP_FACTOR = 1e-3  # MNIST: int(1e-3 * 7813) = 7 warmup steps
 
 
@@ -81,9 +86,56 @@ def describe(name: str, batch: Dict[str, Any]) -> Any:
     return graph_records(batch) if name.startswith("ogbg") else row_digests(batch)
 
 
+class PerRankBatchNorm(torch.nn.Module):
+    """One process computing what `ranks` DDP ranks compute with plain (unsynchronised) BatchNorm.
+
+    In training mode rank r holds rows r, r + N, ... of the global batch (DistributedSampler's
+    share) and normalises them with their own batch statistics; DDP then broadcasts rank 0's
+    running statistics to every rank before each forward pass, so only rank 0's rows move them.
+    Here the rows are run rank by rank, the running statistics frozen for all but rank 0's rows,
+    and the outputs put back in row order. Evaluation runs the model unchanged.
+    """
+
+    def __init__(self, model: torch.nn.Module, ranks: int) -> None:
+        super().__init__()
+        self.model, self.ranks = model, ranks
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.model(inputs)
+        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        outputs = []
+        for rank in range(self.ranks):
+            saved = [m.momentum for m in norms]
+            if rank > 0:
+                for m in norms:
+                    m.momentum = 0.0  # batch statistics still normalise; running statistics stay
+            outputs.append(self.model(inputs[rank :: self.ranks]))
+            for m, momentum in zip(norms, saved):
+                m.momentum = momentum
+        merged = outputs[0].new_empty((len(inputs), *outputs[0].shape[1:]))
+        for rank, output in enumerate(outputs):
+            merged[rank :: self.ranks] = output
+        return merged
+
+
+def deterministic_augmentation(name: str, workload) -> None:
+    """Random crops and flips draw from each process's global RNG (as upstream), so one process and two
+    ranks would augment the same image differently; the check is on sharding and synchronised training."""
+    if name.startswith("imagenet"):
+        from workloads.imagenet import transforms
+
+        transforms._train_steps = lambda extra: transforms._eval_steps()
+    elif name == "cifar":
+        from workloads.cifar import input_pipeline
+
+        input_pipeline.train_transform = input_pipeline.eval_transform
+
+
 def build(name: str, data_dir: str):
     workload = get_workload(name)
     workload.use_prepared_data(data_dir)
+    deterministic_augmentation(name, workload)
     if name.startswith("wmt"):
         from workloads.wmt.model import TransformerConfig
 
@@ -95,7 +147,7 @@ def build(name: str, data_dir: str):
     return workload
 
 
-def run_workload(name: str, data_dir: str, seed: int) -> Dict[str, Any]:
+def run_workload(name: str, data_dir: str, seed: int, emulated_ranks: int) -> Dict[str, Any]:
     train_batch_size, eval_batch_size, steps = SETTINGS[name]
     submission = load_submission(SUBMISSION_DIR)
     search_space = json.loads((SUBMISSION_DIR / "tuning_search_space.json").read_text())
@@ -108,6 +160,8 @@ def run_workload(name: str, data_dir: str, seed: int) -> Dict[str, Any]:
 
     queue = workload._build_input_queue(data_rng, "train", data_dir, train_batch_size)
     model, model_state = workload.init_model_fn(model_rng)
+    if name in BATCH_NORM_WORKLOADS and not parallel.current_world().use_ddp:
+        model = PerRankBatchNorm(model, emulated_ranks)
     optimizer_state = submission.init_optimizer_state(workload, model, model_state, hyperparameters, opt_rng)
     record: Dict[str, Any] = {"data_rng": [int(value) for value in data_rng]}
     record["initial"] = workload.eval_model(eval_batch_size, model, model_state, eval_rng, data_dir, None, 0)
@@ -153,6 +207,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--emulated-ranks", type=int, default=2, help="the DDP run's ranks, for PerRankBatchNorm")
     parser.add_argument("workloads", nargs="+", choices=sorted(SETTINGS))
     args = parser.parse_args(argv)
 
@@ -163,7 +218,7 @@ def main(argv: List[str]) -> int:
     suffix = f"rank{rank}of{world.num_shards if use_ddp else 1}"
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.workloads:
-        record = {"use_ddp": world.use_ddp, "rank": world.rank, "num_devices": world.num_devices, **run_workload(name, args.data_dir, args.seed)}
+        record = {"use_ddp": world.use_ddp, "rank": world.rank, "num_devices": world.num_devices, **run_workload(name, args.data_dir, args.seed, args.emulated_ranks)}
         (args.out / f"{name}.{suffix}.json").write_text(json.dumps(record))
     (args.out / f"collectives.{suffix}.json").write_text(json.dumps(collectives_record()))
     if use_ddp:

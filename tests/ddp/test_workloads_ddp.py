@@ -28,13 +28,18 @@ import numpy as np
 import pytest
 
 from workloads.fastmri.sample_data import scan_available
+from workloads.imagenet.sample_data import sample_images_available
 from workloads.registry import get_workload
 from workloads.smoke_data import prepare_smoke_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("driver.py")
 # fastMRI's tiny data is simulated k-space of a real scan from Debian's mricron-data (installed by setup).
-WORKLOADS = ("mnist", "ogbg", "wmt", "criteo1tb_test") + (("fastmri",) if scan_available() else ())
+WORKLOADS = ("mnist", "ogbg", "wmt", "criteo1tb_test", "cifar") + (("fastmri",) if scan_available() else ())
+WORKLOADS += ("imagenet_resnet",) if sample_images_available() else ()
+# Where rank r's rows sit in a global batch: a block (rank 0 the first half, as upstream's rank 0
+# scatters them), or every N-th row from row r (DistributedSampler and upstream's eval sampler).
+INTERLEAVED_ROWS = ("imagenet_resnet", "cifar")
 NUM_RANKS = 2
 TIMEOUT_S = 300  # both runs take well under a minute on two idle cores
 REL_TOLERANCE = 1e-5  # summation order differs between one process and two ranks
@@ -119,7 +124,8 @@ def test_each_rank_gets_its_block_of_every_global_batch(runs, name):
         for step, whole in enumerate(single[split]):
             per_device = len(whole) // NUM_RANKS
             for rank, record in enumerate(ranks):
-                assert record[split][step] == whole[rank * per_device : (rank + 1) * per_device], (split, step, rank)
+                rows = whole[rank::NUM_RANKS] if name in INTERLEAVED_ROWS else whole[rank * per_device : (rank + 1) * per_device]
+                assert record[split][step] == rows, (split, step, rank)
 
 
 def test_the_short_last_eval_batch_is_padded_before_it_is_split(runs):

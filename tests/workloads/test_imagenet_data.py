@@ -1,7 +1,6 @@
 """ImageNet data path: the official raw archives (small) -> prepared ImageFolder dirs -> transforms -> batches.
 
-The images are foolbox's 20 real ImageNet samples (512 x 512 JPEGs) when foolbox is importable
-or ALGOPERF_FOOLBOX_WHEEL names its wheel; otherwise crops of skimage's astronaut photograph.
+The images are foolbox's 20 real ImageNet photographs (512 x 512 JPEGs, workloads/imagenet/sample_data.py).
 """
 
 from __future__ import annotations
@@ -9,11 +8,9 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import random
 import shutil
 import tarfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,7 @@ pytest.importorskip("torchvision")
 from PIL import Image  # noqa: E402
 
 from workloads.data_manifest import check_manifest, subset_counts  # noqa: E402
-from workloads.imagenet import input_pipeline, prepare, transforms  # noqa: E402
+from workloads.imagenet import input_pipeline, prepare, sample_data, transforms  # noqa: E402
 from workloads.parallel import World  # noqa: E402
 
 WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361"]
@@ -33,28 +30,11 @@ CPU = torch.device("cpu")
 
 
 def _source_jpegs() -> list:
-    """JPEG bytes of real photographs, as many as the raw layout needs."""
+    """JPEG bytes of foolbox's 20 real ImageNet photographs (their classes are reassigned by the layout below)."""
     try:
-        import foolbox
-
-        folder = Path(foolbox.__file__).parent / "data"
-        return [path.read_bytes() for path in sorted(folder.glob("imagenet_*.jpg"))]
-    except ImportError:
-        pass
-    wheel = os.environ.get("ALGOPERF_FOOLBOX_WHEEL")
-    if wheel and Path(wheel).is_file():
-        with zipfile.ZipFile(wheel) as archive:
-            names = sorted(n for n in archive.namelist() if n.startswith("foolbox/data/imagenet_"))
-            return [archive.read(name) for name in names]
-    skimage_data = pytest.importorskip("skimage.data")
-    photo = Image.fromarray(skimage_data.astronaut())  # 512 x 512 RGB
-    out = []
-    for i in range(20):
-        box = (i * 7, i * 5, i * 7 + 300 + 4 * i, i * 5 + 260 + 3 * i)
-        buffer = io.BytesIO()
-        photo.crop(box).save(buffer, format="JPEG", quality=90)
-        out.append(buffer.getvalue())
-    return out
+        return [data for data, _ in sample_data.real_jpegs()]
+    except sample_data.SampleImagesMissing as missing:
+        pytest.skip(str(missing))
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -83,26 +63,12 @@ def write_raw_dir(raw: Path, labels: str = "text") -> dict:
     if labels == "text":
         (raw / prepare.VAL_LABELS).write_text("".join(f"ILSVRC2012_val_{i + 1:08d}.JPEG {w}\n" for i, w in enumerate(val_wnids)))
     else:
-        _write_devkit(raw / prepare.DEVKIT, val_wnids)
+        sample_data.write_devkit(raw / prepare.DEVKIT, val_wnids)
     with tarfile.open(raw / prepare.V2_ARCHIVE, "w:gz") as tar:
         for k in range(len(WNIDS)):
             for j in range(V2_PER_CLASS):
                 _add(tar, f"{prepare.V2_UNPACKED}/{k}/{k:03d}{j}.jpeg", image())
     return {"val_wnids": val_wnids}
-
-
-def _write_devkit(path: Path, val_wnids: list) -> None:
-    """meta.mat (ILSVRC ids 1..4 = WNIDS reversed, plus a non-leaf synset) and the ground-truth ids."""
-    import scipy.io
-
-    rows = [(len(WNIDS) - i, wnid, 0) for i, wnid in enumerate(WNIDS)] + [(1001, "n00001740", 3)]
-    synsets = np.array(rows, dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O"), ("num_children", "O")])
-    meta = io.BytesIO()
-    scipy.io.savemat(meta, {"synsets": synsets})
-    ids = "".join(f"{len(WNIDS) - WNIDS.index(w)}\n" for w in val_wnids)
-    with tarfile.open(path, "w:gz") as tar:
-        _add(tar, "ILSVRC2012_devkit_t12/data/meta.mat", meta.getvalue())
-        _add(tar, "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", ids.encode())
 
 
 def _prepare(raw, data, *extra) -> int:
@@ -318,3 +284,36 @@ def test_train_batches_reshuffle_each_epoch_and_split_across_ranks(prepared):
         for r in range(2)
     ]
     assert [t.tolist() for t in per_rank] == expected
+
+
+# --- real classes ---------------------------------------------------------------------------------
+
+
+def test_the_sample_keeps_every_photographs_real_class(tmp_path):
+    """sample_data's archives label foolbox's photographs with their real classes, and the prepared
+    folders number them as the full release does (the wnid's place among the 1,000), not 0..k-1."""
+    from workloads.imagenet import synsets
+
+    photos = sample_data.real_jpegs()
+    assert len(photos) == 20 and len(synsets.wnids()) == 1000 and list(synsets.wnids()) == sorted(synsets.wnids())
+    info = sample_data.write_raw_dir(tmp_path / "raw", num_train=6, num_val=3, num_v2=2, labels="devkit")
+    assert _prepare(tmp_path / "raw", tmp_path / "data", "--subset") == 0
+    dataset_dir = tmp_path / "data" / "imagenet"
+    train = input_pipeline.imagenet_dataset(dataset_dir, "train")
+    assert sorted(train.targets) == sorted(label for _, label in photos[:6])
+    validation = input_pipeline.imagenet_dataset(dataset_dir, "validation")
+    assert sorted(validation.targets) == sorted(synsets.class_index()[w] for w in info["val_wnids"])
+    assert sorted(input_pipeline.imagenet_dataset(dataset_dir, "test").targets) == sorted(info["v2_labels"])
+
+
+def test_a_folder_that_is_not_an_ilsvrc_class_is_named(prepared, tmp_path):
+    dataset_dir, _ = prepared
+    shutil.copytree(dataset_dir / "val", tmp_path / "val")
+    (tmp_path / "val" / "holiday_photos").mkdir()
+    with pytest.raises(ValueError, match="holiday_photos"):
+        input_pipeline.imagenet_dataset(tmp_path, "validation")
+    raw = tmp_path / "raw"
+    write_raw_dir(raw)
+    with tarfile.open(raw / prepare.TRAIN_TAR, "a") as outer:
+        _add(outer, "n99999999.tar", b"")
+    assert _prepare(raw, tmp_path / "data", "--subset") == 1

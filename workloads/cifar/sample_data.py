@@ -10,17 +10,19 @@ order across data_batch_1..5 and test_batch when more are asked for than there a
 
 from __future__ import annotations
 
+import argparse
 import io
 import pickle
 import re
+import sys
 import tarfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from workloads.cifar import input_pipeline, prepare
-from workloads.imagenet.sample_data import SampleImagesMissing, foolbox_data_dir  # noqa: F401 (re-exported)
+from workloads.imagenet.sample_data import SampleImagesMissing, foolbox_data_dir
 
 # The release's class names, in label order (batches.meta).
 LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -83,3 +85,25 @@ def write_archive(raw_dir: Path, files: Dict[str, bytes]) -> Path:
 def write_raw_dir(raw_dir: Path, per_train_file: int = 4, num_test: int = 10) -> Path:
     files, _, _ = release_files(per_train_file, num_test)
     return write_archive(raw_dir, files)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workloads.cifar.sample_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--raw-dir", required=True, help=f"where to write {prepare.ARCHIVE_NAME}")
+    parser.add_argument("--per-train-file", type=int, default=4, help="images in each of data_batch_1..5")
+    parser.add_argument("--test", type=int, default=10, help="images in test_batch")
+    args = parser.parse_args(argv)
+    try:
+        archive = write_raw_dir(Path(args.raw_dir), args.per_train_file, args.test)
+    except SampleImagesMissing as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 1
+    print(f"sample CIFAR-10 release written to {archive}; prepare it with "
+          f"python -m workloads.cifar.prepare --data-dir DATA --raw-dir {args.raw_dir} --subset")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -80,8 +80,9 @@ class CifarWorkload(ImageClassificationWorkload):
         repeat_final_dataset: Optional[bool] = None,
         num_batches: Optional[int] = None,
     ) -> Iterator[Dict[str, spec.Tensor]]:
-        """Train: endless shuffled batches. Eval splits: padded batches with `weights`, endlessly repeated (as upstream)."""
-        del cache, repeat_final_dataset, num_batches
+        """Train: endless shuffled batches. Eval splits: padded batches with `weights`, one pass, or endlessly
+        repeated with repeat_final_dataset (as the evals read them, like upstream's cycled loaders)."""
+        del cache, num_batches
         world = parallel.current_world()
         parallel.check_same_seed_on_every_rank(data_rng, world=world)
         world.local_batch_size(global_batch_size)  # under DDP: fails here, with the fix, when ranks do not divide it
@@ -94,6 +95,7 @@ class CifarWorkload(ImageClassificationWorkload):
             world,
             num_eval_train_examples=self.num_eval_train_examples,
             num_workers=(TRAIN_NUM_WORKERS if on_gpu else 0) if split == "train" else self.eval_num_workers,
+            repeat=bool(repeat_final_dataset),
         )
 
     def init_model_fn(

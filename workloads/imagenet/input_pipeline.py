@@ -17,6 +17,12 @@ draws it from torch's global RNG); eval batches are always full per-device batch
 padding rows carry weight 0, and every rank yields exactly ceil(num_examples / global
 batch) batches per pass (upstream's last batch is short and ranks may disagree on how
 many batches they hold); the test split is read from JPEG folders, not TFDS.
+
+Two ways to turn files into pixels, chosen by build_input_iterator's `decode`: "cpu" is
+upstream's (PIL decode and transforms in DataLoader workers); "device" has the workers read
+bytes only and decodes each batch on the training device (workloads/imagenet/
+device_decode.py: nvJPEG on a GPU); "auto", the default, is "device" on CUDA and "cpu"
+otherwise. Both give the same batches up to decoder and resampling rounding.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from workloads.parallel import World
 
@@ -37,6 +43,7 @@ NUM_CLASSES = 1000
 REFERENCE_COUNTS = {"train": 1_281_167, "validation": 50_000, "test": 10_000}
 NUM_EVAL_TRAIN_EXAMPLES = 50_176  # ceil(50,000 / 1,024) * 1,024, the reference's eval_train size
 SPLIT_DIRS = {"train": TRAIN_DIR, "eval_train": TRAIN_DIR, "validation": VAL_DIR, "test": V2_DIR}
+DECODE_CHOICES = ("auto", "cpu", "device")
 
 
 def _numbered_folder_class():
@@ -52,8 +59,36 @@ def _numbered_folder_class():
     return NumberedImageFolder
 
 
-def imagenet_dataset(dataset_dir: Path, split: str, transform: Optional[Callable] = None):
-    """The ImageFolder of a split (eval_train: the whole train folder; subset it with eval_train_indices)."""
+def _ilsvrc_folder_class():
+    from torchvision.datasets import ImageFolder
+
+    from workloads.imagenet import synsets
+
+    class IlsvrcImageFolder(ImageFolder):
+        """ImageFolder whose class index is the wnid's place among all 1,000 ILSVRC classes.
+
+        On the full release that is ImageFolder's own numbering (sorted wnids); on a subset it
+        keeps every image's real class id instead of numbering only the classes present.
+        """
+
+        def find_classes(self, directory):
+            names = sorted(entry.name for entry in Path(directory).iterdir() if entry.is_dir())
+            unknown = [name for name in names if name not in synsets.class_index()]
+            if unknown:
+                raise ValueError(
+                    f"{directory} holds folders that are not ILSVRC 2012 classes: {', '.join(unknown[:5])}; "
+                    "prepare the data dir with python -m workloads.imagenet.prepare"
+                )
+            return names, {name: synsets.class_index()[name] for name in names}
+
+    return IlsvrcImageFolder
+
+
+def imagenet_dataset(dataset_dir: Path, split: str, transform: Optional[Callable] = None, encoded: bool = False):
+    """The ImageFolder of a split (eval_train: the whole train folder; subset it with eval_train_indices).
+
+    encoded: items are (the file's bytes as a uint8 tensor, target), untransformed, for device_decode.
+    """
     from torchvision.datasets import ImageFolder
 
     from workloads.imagenet import transforms
@@ -63,10 +98,15 @@ def imagenet_dataset(dataset_dir: Path, split: str, transform: Optional[Callable
     folder = Path(dataset_dir) / SPLIT_DIRS[split]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist; prepare it with python -m workloads.imagenet.prepare")
+    if encoded:
+        from workloads.imagenet.device_decode import read_encoded
+
+        folder_class = _numbered_folder_class() if split == "test" else _ilsvrc_folder_class()
+        return folder_class(str(folder), loader=read_encoded)
     if split == "test":
         return _numbered_folder_class()(str(folder), transform=transform or transforms.imagenet_v2_transform())
     default = transforms.train_transform() if split == "train" else transforms.eval_transform()
-    return ImageFolder(str(folder), transform=transform or default)
+    return _ilsvrc_folder_class()(str(folder), transform=transform or default)
 
 
 def eval_train_indices(data_rng: Sequence[int], num_train_examples: int, num_eval_train_examples: int) -> List[int]:
@@ -94,10 +134,31 @@ def _to_device(batch: Dict[str, "torch.Tensor"], world: World) -> Dict[str, "tor
     return {key: value.to(world.device, non_blocking=non_blocking) for key, value in batch.items()}
 
 
+def _loader_options(world: World, decoder: Optional[Callable]) -> Dict[str, Any]:
+    """DataLoader arguments that depend on the path: a decoder's batches are packed encoded images."""
+    if decoder is None:
+        return {"pin_memory": world.device.type == "cuda"}
+    return {"collate_fn": decoder.collate, "pin_memory": False}  # decode_jpeg copies the bytes to the GPU itself
+
+
+def _float_inputs(inputs: Any, decoder: Optional[Callable]) -> "torch.Tensor":
+    """The loader's inputs as a float32 (n, 3, 224, 224) batch: the PIL path's tensors, or the decoder's output."""
+    return inputs.float() if decoder is None else decoder(inputs)
+
+
 def train_iterator(
-    dataset, data_rng: Sequence[int], global_batch_size: int, world: World, num_workers: int = 0
+    dataset,
+    data_rng: Sequence[int],
+    global_batch_size: int,
+    world: World,
+    num_workers: int = 0,
+    decoder: Optional[Callable] = None,
 ) -> Iterator[Dict]:
-    """Endless {'inputs', 'targets'} batches of this process's rows; a new permutation each epoch."""
+    """Endless {'inputs', 'targets'} batches of this process's rows; a new permutation each epoch.
+
+    decoder: None when the dataset yields transformed tensors; else a device_decode.BatchDecoder
+    for a dataset of encoded images (imagenet_dataset(..., encoded=True)).
+    """
     import torch
     from torch.utils.data import DataLoader, DistributedSampler
 
@@ -115,19 +176,26 @@ def train_iterator(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        pin_memory=world.device.type == "cuda",
         drop_last=True,
         persistent_workers=num_workers > 0,
+        **_loader_options(world, decoder),
     )
     epoch = 0
     while True:
         sampler.set_epoch(epoch)
         for inputs, targets in loader:
-            yield _to_device({"inputs": inputs.float(), "targets": targets.to(torch.int64)}, world)
+            yield _to_device({"inputs": _float_inputs(inputs, decoder), "targets": targets.to(torch.int64)}, world)
         epoch += 1
 
 
-def eval_iterator(dataset, global_batch_size: int, world: World, num_workers: int = 0, repeat: bool = True) -> Iterator[Dict]:
+def eval_iterator(
+    dataset,
+    global_batch_size: int,
+    world: World,
+    num_workers: int = 0,
+    repeat: bool = True,
+    decoder: Optional[Callable] = None,
+) -> Iterator[Dict]:
     """{'inputs', 'targets', 'weights'} per-device batches: ceil(len / global batch) per pass on every rank.
 
     The last rows are padded to a full batch (zero images, target 0, weight 0), and a rank
@@ -141,14 +209,15 @@ def eval_iterator(dataset, global_batch_size: int, world: World, num_workers: in
     replicas, rank = (world.num_shards, world.rank) if world.use_ddp else (1, 0)
     indices = rank_strided_indices(len(dataset), rank, replicas)
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=indices, num_workers=num_workers, pin_memory=world.device.type == "cuda"
+        dataset, batch_size=batch_size, sampler=indices, num_workers=num_workers, **_loader_options(world, decoder)
     )
     batches_per_pass = num_eval_batches(len(dataset), global_batch_size)
     while True:
         emitted, shape = 0, None
         for inputs, targets in loader:
+            inputs = _float_inputs(inputs, decoder)
             shape = inputs.shape[1:]
-            yield _to_device(_padded(inputs.float(), targets.to(torch.int64), batch_size), world)
+            yield _to_device(_padded(inputs, targets.to(torch.int64), batch_size), world)
             emitted += 1
         while emitted < batches_per_pass:
             empty = torch.zeros((0, *(shape or (3, 224, 224))))
@@ -171,6 +240,21 @@ def _padded(inputs: "torch.Tensor", targets: "torch.Tensor", batch_size: int) ->
     return {"inputs": inputs, "targets": targets, "weights": weights}
 
 
+def resolve_decode(decode: str, world: World, transform: Optional[Callable] = None) -> str:
+    """Where build_input_iterator decodes: "cpu" or "device" ("auto": the device when it is a GPU)."""
+    if decode not in DECODE_CHOICES:
+        raise ValueError(f"decode={decode!r}; expected one of {DECODE_CHOICES}")
+    if decode == "device" and transform is not None:
+        raise ValueError(
+            "decode='device' cannot run a PIL `transform`; drop `transform` and pass the per-image tensor ops "
+            "as extra_train_ops (torchvision v2 transforms work on both paths), or use decode='cpu'"
+        )
+    if decode == "auto":
+        # A caller's own PIL transform has no tensor twin here, so it keeps the path it was written for.
+        return "device" if world.device.type == "cuda" and transform is None else "cpu"
+    return decode
+
+
 def build_input_iterator(
     dataset_dir: Path,
     split: str,
@@ -180,15 +264,42 @@ def build_input_iterator(
     num_eval_train_examples: int = NUM_EVAL_TRAIN_EXAMPLES,
     transform: Optional[Callable] = None,
     num_workers: int = 0,
+    extra_train_ops: Tuple[Callable, ...] = (),
+    decode: str = "auto",
+    repeat: bool = True,
 ) -> Iterator[Dict]:
-    """The batches of one split; `transform` replaces the split's default (e.g. RandAugment for ViT train)."""
+    """The batches of one split, decoded on the CPU (PIL, upstream's path) or on the device (see resolve_decode).
+
+    extra_train_ops: per-image ops after the train crop and flip, before normalisation (e.g. ViT's
+    RandAugment), on both paths: on a PIL image in the workers, or on a uint8 (3, 224, 224)
+    tensor on the device, so they must accept both (torchvision v2 transforms do). Eval splits
+    ignore them. transform: a whole PIL-path transform replacing the split's default; it keeps
+    decode="auto" on the CPU path and cannot be combined with extra_train_ops.
+    num_workers: DataLoader workers; on the device path they only read files.
+    repeat: eval splits only; False stops after one pass (train is always endless).
+    """
     from torch.utils.data import Subset
 
-    dataset = imagenet_dataset(dataset_dir, split, transform)
+    from workloads.imagenet import transforms
+
+    if transform is not None and extra_train_ops:
+        raise ValueError(
+            "pass either `transform` (a whole PIL transform) or `extra_train_ops` (added to the default), not both"
+        )
+    decoder = None
+    if resolve_decode(decode, world, transform) == "device":
+        from workloads.imagenet.device_decode import BatchDecoder
+
+        decoder = BatchDecoder(split, world.device, extra_train_ops if split == "train" else ())
+        dataset = imagenet_dataset(dataset_dir, split, encoded=True)
+    else:
+        if split == "train" and extra_train_ops:
+            transform = transforms.train_transform(extra=extra_train_ops)
+        dataset = imagenet_dataset(dataset_dir, split, transform)
     if split == "train":
-        return train_iterator(dataset, data_rng, global_batch_size, world, num_workers)
+        return train_iterator(dataset, data_rng, global_batch_size, world, num_workers, decoder=decoder)
     if split == "eval_train":
         # On a subset data dir the train folder holds fewer rows than the reference's constants.
         count = min(num_eval_train_examples, len(dataset))
         dataset = Subset(dataset, eval_train_indices(data_rng, len(dataset), count))
-    return eval_iterator(dataset, global_batch_size, world, num_workers)
+    return eval_iterator(dataset, global_batch_size, world, num_workers, repeat=repeat, decoder=decoder)

@@ -18,11 +18,13 @@ loaders, transforms and training code, not generalisation.
 
 from __future__ import annotations
 
+import argparse
 import io
 import re
+import sys
 import tarfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from workloads.imagenet import prepare, synsets
 
@@ -47,6 +49,16 @@ def foolbox_data_dir(dataset_prefix: str) -> Path:
             "`pip install --no-deps foolbox` (scripts/setup_env.sh does)"
         )
     return folder
+
+
+def sample_images_available() -> bool:
+    """Whether foolbox's ImageNet and CIFAR-10 sample images are installed."""
+    try:
+        foolbox_data_dir("imagenet")
+        foolbox_data_dir("cifar10")
+    except SampleImagesMissing:
+        return False
+    return True
 
 
 def real_jpegs() -> List[Tuple[bytes, int]]:
@@ -134,3 +146,27 @@ def write_devkit(path: Path, val_wnids: List[str]) -> None:
     with tarfile.open(path, "w:gz") as tar:
         _add(tar, "ILSVRC2012_devkit_t12/data/meta.mat", meta.getvalue())
         _add(tar, "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", truth.encode())
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workloads.imagenet.sample_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--raw-dir", required=True, help="where to write the archives")
+    parser.add_argument("--train", type=int, default=20, help="training images (photograph i mod 20)")
+    parser.add_argument("--val", type=int, default=8, help="validation images")
+    parser.add_argument("--v2", type=int, default=8, help="ImageNet-v2 (test) images")
+    parser.add_argument("--labels", choices=("text", "devkit"), default="text", help="how the validation labels are given")
+    args = parser.parse_args(argv)
+    try:
+        write_raw_dir(Path(args.raw_dir), args.train, args.val, args.v2, args.labels)
+    except SampleImagesMissing as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 1
+    print(f"sample ImageNet archives written to {args.raw_dir}; prepare them with "
+          f"python -m workloads.imagenet.prepare --data-dir DATA --raw-dir {args.raw_dir} --subset")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

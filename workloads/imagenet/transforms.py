@@ -11,11 +11,21 @@ offsets ((h - side) + 1) // 2, a bicubic resize to 224 x 224 on 0-255 floats (no
 antialiasing), and normalisation on the 0-255 scale. That is rebuilt here on tensors;
 the one difference is the bicubic kernel (torch uses a = -0.75, TF's Keys kernel a = -0.5),
 which moves pixel values by a few units of 255 near edges.
+
+The geometric steps (crop, flip, resize) are defined once and run on either a PIL image
+(the plain path: DataLoader workers decode with PIL) or a uint8 (3, H, W) tensor on any
+device (workloads/imagenet/device_decode.py: the batch is decoded by nvJPEG on the GPU).
+torchvision.transforms.v2 draws the same random numbers for both (the crop parameters
+depend only on the image size) and resizes tensors with `antialias=True`, torch's
+reimplementation of PIL's area-aware bilinear filter; the two agree to rounding.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from typing import TYPE_CHECKING, Callable, Tuple
+
+if TYPE_CHECKING:
+    import torch
 
 CENTER_CROP_SIZE = 224
 RESIZE_SIZE = 256
@@ -37,23 +47,61 @@ def _to_normalised_tensor() -> list:
     ]
 
 
+def _train_steps(extra: Tuple[Callable, ...]) -> list:
+    from torchvision.transforms import v2
+
+    return [
+        v2.RandomResizedCrop(CENTER_CROP_SIZE, scale=SCALE_RATIO_RANGE, ratio=ASPECT_RATIO_RANGE),
+        v2.RandomHorizontalFlip(),  # p = 0.5
+        *extra,
+    ]
+
+
+def _eval_steps() -> list:
+    from torchvision.transforms import v2
+
+    return [v2.Resize(RESIZE_SIZE), v2.CenterCrop(CENTER_CROP_SIZE)]
+
+
 def train_transform(extra: Tuple[Callable, ...] = ()) -> Callable:
     """RandomResizedCrop(224) + horizontal flip (+ `extra`, e.g. RandAugment for ViT) + normalise."""
     from torchvision.transforms import v2
 
-    steps = [
-        v2.RandomResizedCrop(CENTER_CROP_SIZE, scale=SCALE_RATIO_RANGE, ratio=ASPECT_RATIO_RANGE),
-        v2.RandomHorizontalFlip(),
-        *extra,
-    ]
-    return v2.Compose(steps + _to_normalised_tensor())
+    return v2.Compose(_train_steps(extra) + _to_normalised_tensor())
 
 
 def eval_transform() -> Callable:
     """Resize the short side to 256, centre-crop 224, normalise (validation and eval_train)."""
     from torchvision.transforms import v2
 
-    return v2.Compose([v2.Resize(RESIZE_SIZE), v2.CenterCrop(CENTER_CROP_SIZE)] + _to_normalised_tensor())
+    return v2.Compose(_eval_steps() + _to_normalised_tensor())
+
+
+def train_pixels_transform(extra: Tuple[Callable, ...] = ()) -> Callable:
+    """uint8 (3, H, W) -> uint8 (3, 224, 224): train_transform's crop, flip and `extra`, not normalised.
+
+    `extra` runs on the uint8 tensor on its device, so it must accept one (torchvision's v2
+    transforms accept both a PIL image and a tensor, and can be passed to both paths).
+    """
+    from torchvision.transforms import v2
+
+    return v2.Compose(_train_steps(extra))
+
+
+def eval_pixels_transform() -> Callable:
+    """uint8 (3, H, W) -> uint8 (3, 224, 224): eval_transform's resize and centre crop, not normalised."""
+    from torchvision.transforms import v2
+
+    return v2.Compose(_eval_steps())
+
+
+def normalise(pixels: "torch.Tensor") -> "torch.Tensor":
+    """(..., 3, H, W) on the 0-255 scale -> float32 (x - mean) / stddev, on the pixels' device."""
+    import torch
+
+    mean = torch.tensor(TRAIN_MEAN, device=pixels.device).view(3, 1, 1)
+    std = torch.tensor(TRAIN_STDDEV, device=pixels.device).view(3, 1, 1)
+    return (pixels.to(torch.float32) - mean) / std
 
 
 def v2_crop_box(height: int, width: int) -> Tuple[int, int, int]:
@@ -62,23 +110,25 @@ def v2_crop_box(height: int, width: int) -> Tuple[int, int, int]:
     return ((height - side) + 1) // 2, ((width - side) + 1) // 2, side
 
 
+def imagenet_v2_pixels(pixels: "torch.Tensor") -> "torch.Tensor":
+    """uint8 (3, H, W) on any device -> float32 (3, 224, 224) on 0-255, not normalised: the TF eval crop + bicubic."""
+    import torch
+    import torch.nn.functional as F
+
+    top, left, side = v2_crop_box(pixels.shape[-2], pixels.shape[-1])
+    crop = pixels[:, top : top + side, left : left + side].to(torch.float32)
+    return F.interpolate(
+        crop[None], size=(CENTER_CROP_SIZE, CENTER_CROP_SIZE), mode="bicubic", align_corners=False, antialias=False
+    )[0]
+
+
 class ImagenetV2TestTransform:
     """PIL image -> float32 (3, 224, 224): the reference's TF eval preprocessing of ImageNet-v2."""
 
     def __call__(self, image):
-        import torch
-        import torch.nn.functional as F
         from torchvision.transforms import v2
 
-        pixels = v2.functional.to_image(image.convert("RGB"))  # uint8 (3, H, W)
-        top, left, side = v2_crop_box(pixels.shape[-2], pixels.shape[-1])
-        crop = pixels[:, top : top + side, left : left + side].to(torch.float32)
-        resized = F.interpolate(
-            crop[None], size=(CENTER_CROP_SIZE, CENTER_CROP_SIZE), mode="bicubic", align_corners=False, antialias=False
-        )[0]
-        mean = torch.tensor(TRAIN_MEAN).view(3, 1, 1)
-        std = torch.tensor(TRAIN_STDDEV).view(3, 1, 1)
-        return (resized - mean) / std
+        return normalise(imagenet_v2_pixels(v2.functional.to_image(image.convert("RGB"))))
 
 
 def imagenet_v2_transform() -> Callable:

@@ -100,9 +100,9 @@ class ImagenetResNetWorkload(ImageClassificationWorkload):
     def preparation_command(self, data_dir: str) -> str:
         return f"python -m workloads.imagenet.prepare --data-dir {data_dir} --raw-dir RAW"
 
-    def _train_transform(self):
-        """The train split's transform; the ViT workload adds RandAugment here."""
-        return transforms.train_transform()
+    def _extra_train_ops(self) -> Tuple:
+        """Per-image ops after the train crop and flip (none here; the ViT workload adds RandAugment)."""
+        return ()
 
     def _build_input_queue(
         self,
@@ -114,17 +114,14 @@ class ImagenetResNetWorkload(ImageClassificationWorkload):
         repeat_final_dataset: Optional[bool] = None,
         num_batches: Optional[int] = None,
     ) -> Iterator[Dict[str, spec.Tensor]]:
-        """Train: endless shuffled batches. Eval splits: padded batches with `weights`, endlessly repeated (as upstream)."""
-        del cache, repeat_final_dataset, num_batches
+        """Train: endless shuffled batches. Eval splits: padded batches with `weights`, one pass, or endlessly
+        repeated with repeat_final_dataset (as the evals read them, like upstream's cycled loaders).
+        Decoded on the GPU when training on one (input_pipeline's decode="auto")."""
+        del cache, num_batches
         world = parallel.current_world()
         parallel.check_same_seed_on_every_rank(data_rng, world=world)
         world.local_batch_size(global_batch_size)  # under DDP: fails here, with the fix, when ranks do not divide it
-        if split == "train":
-            transform = self._train_transform()
-            num_workers = TRAIN_NUM_WORKERS if world.device.type == "cuda" else 0
-        else:
-            transform = None  # the split's eval transform; ImageNet-v2 for test
-            num_workers = self.eval_num_workers
+        on_gpu = world.device.type == "cuda"
         return input_pipeline.build_input_iterator(
             self.dataset_dir(data_dir),
             split,
@@ -132,8 +129,9 @@ class ImagenetResNetWorkload(ImageClassificationWorkload):
             global_batch_size,
             world,
             num_eval_train_examples=self.num_eval_train_examples,
-            transform=transform,
-            num_workers=num_workers,
+            num_workers=(TRAIN_NUM_WORKERS if on_gpu else 0) if split == "train" else self.eval_num_workers,
+            extra_train_ops=self._extra_train_ops() if split == "train" else (),
+            repeat=bool(repeat_final_dataset),
         )
 
     # --- model -------------------------------------------------------------------------------

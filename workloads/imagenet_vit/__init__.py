@@ -1,0 +1,1 @@
+"""ImageNet ViT-S/16 workload and its variants."""
