@@ -10,14 +10,17 @@ best of --repeats passes over the images:
   CUDA           the same module with device="cuda": batched nvJPEG, transforms on the GPU
                  (only where CUDA is present); its CPU time per image is small, its wall
                  rate is GPU time that the training step waits for.
-each for the train transform (RandomResizedCrop 224 + flip) and the eval transform (resize
-256 + centre crop 224), from the encoded bytes in memory to a normalised float batch. File
-reads are left out (they come from the page cache or the disk, not the CPU's decode budget).
+each for the train transform (RandomResizedCrop 224 + flip), the ViT's train transform (the same
++ RandAugment's 2 ops per image) and the eval transform (resize 256 + centre crop 224), from the
+encoded bytes in memory to a normalised float batch; and mixup of a normalised batch (the ViT's,
+on the device after the copy). File reads are left out (they come from the page cache or the
+disk, not the CPU's decode budget).
 
 What a GPU needs: the issue's figure for the benchmark's 4 x A100 hosts training ResNet-50
 is about 3,400 images/s, so 850 per GPU. (A cross-check from the reference: the step hint
 of 195,999 steps of 1,024 images in the 66,159 s budget is 3,034 images/s, counting the
-eval time the budget also holds.) Those hosts have 6 vCPUs per GPU, one of which runs the
+eval time the budget also holds.) ViT-S/16 takes about 3,200 images/s (0.321 s per PyTorch step
+at the baseline's global batch of 1,024), 800 per GPU. Those hosts have 6 vCPUs per GPU, one of which runs the
 GPU's training process. Cores one GPU needs = 850 / (images per CPU second); DataLoader
 overheads (worker hand-off, file reads) come on top.
 
@@ -41,9 +44,10 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 
-from workloads.imagenet import device_decode, input_pipeline, transforms
+from workloads.imagenet import device_decode, input_pipeline, mixup, randaugment, transforms
 
 IMAGES_PER_A100_SEC = 3_400 / 4  # the 4 x A100 hosts of record train ResNet-50 at about 3,400 images/s
+VIT_IMAGES_PER_A100_SEC = 3_200 / 4  # and ViT-S/16 at about 3,200 (1,024 images per 0.321 s step)
 VCPUS_PER_GPU = 6  # the A100 hosts of record
 GPU_BATCH = 256  # the ResNet baseline's 1,024 global batch on 4 GPUs
 
@@ -95,8 +99,10 @@ def pil_run(jpegs: List[bytes], transform: Callable) -> Callable[[], int]:
     return run
 
 
-def decoder_run(jpegs: List[bytes], split: str, device: torch.device, batch_size: int) -> Callable[[], int]:
-    decoder = device_decode.BatchDecoder(split, device)
+def decoder_run(
+    jpegs: List[bytes], split: str, device: torch.device, batch_size: int, extra: Tuple[Callable, ...] = ()
+) -> Callable[[], int]:
+    decoder = device_decode.BatchDecoder(split, device, extra)
     encoded = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in jpegs]
     batches = [encoded[start : start + batch_size] for start in range(0, len(encoded), batch_size)]
 
@@ -104,6 +110,20 @@ def decoder_run(jpegs: List[bytes], split: str, device: torch.device, batch_size
         for batch in batches:
             decoder.decode(batch)
         return len(encoded)
+
+    return run
+
+
+def mixup_run(device: torch.device, batch_size: int = GPU_BATCH) -> Callable[[], int]:
+    """Mixup of one per-device batch of normalised images (the ViT's, after the host-to-device copy)."""
+    batch = {
+        "inputs": torch.randn(batch_size, 3, 224, 224, device=device),
+        "targets": torch.randint(0, input_pipeline.NUM_CLASSES, (batch_size,), device=device),
+    }
+
+    def run() -> int:
+        mixup.mixup(batch)
+        return batch_size
 
     return run
 
@@ -140,18 +160,29 @@ def main() -> None:
     print(f"{len(jpegs)} JPEGs, {megapixels:.2f} megapixels on average; torch {torch.__version__}, one thread")
 
     cpu = torch.device("cpu")
-    rows = []  # (path, split, wall rate, CPU rate)
-    for split, pil_transform in (("train", transforms.train_transform()), ("eval", transforms.eval_transform())):
-        decoder_split = "train" if split == "train" else "validation"
+    rand_augment = (randaugment.RandAugment(),)
+    rows = []  # (path, split, wall rate, CPU rate); split "train+RA" is the ViT's train input
+    splits = (
+        ("train", transforms.train_transform(), "train", ()),
+        ("train+RA", transforms.train_transform(extra=rand_augment), "train", rand_augment),
+        ("eval", transforms.eval_transform(), "validation", ()),
+    )
+    for split, pil_transform, decoder_split, extra in splits:
         rows.append(("PIL (upstream)", split, *timed(pil_run(jpegs, pil_transform), repeats)))
-        rows.append(("torchvision.io, CPU", split, *timed(decoder_run(jpegs, decoder_split, cpu, GPU_BATCH), repeats)))
+        rows.append(("torchvision.io, CPU", split, *timed(decoder_run(jpegs, decoder_split, cpu, GPU_BATCH, extra), repeats)))
         if torch.cuda.is_available():
-            run = decoder_run(jpegs * max(1, GPU_BATCH // len(jpegs)), decoder_split, torch.device("cuda"), GPU_BATCH)
+            run = decoder_run(jpegs * max(1, GPU_BATCH // len(jpegs)), decoder_split, torch.device("cuda"), GPU_BATCH, extra)
             rows.append(("nvJPEG + tensor ops, CUDA", split, *timed(run, repeats * 4, sync=torch.cuda.synchronize)))
+    rows.append(("mixup, CPU", "train+mix", *timed(mixup_run(cpu, 64), repeats)))
+    if torch.cuda.is_available():
+        rows.append(("mixup, CUDA", "train+mix", *timed(mixup_run(torch.device("cuda")), repeats * 4, sync=torch.cuda.synchronize)))
 
-    print(f"\n{'path':<28}{'split':<7}{'img/s wall':>12}{'img/CPU-s':>12}{'cores/A100':>12}")
+    def need(split: str) -> float:
+        return VIT_IMAGES_PER_A100_SEC if split.startswith("train+") else IMAGES_PER_A100_SEC
+
+    print(f"\n{'path':<28}{'split':<10}{'img/s wall':>12}{'img/CPU-s':>12}{'cores/A100':>12}")
     for path, split, wall, per_cpu in rows:
-        print(f"{path:<28}{split:<7}{wall:>12,.0f}{per_cpu:>12,.0f}{IMAGES_PER_A100_SEC / per_cpu:>12.2f}")
+        print(f"{path:<28}{split:<10}{wall:>12,.0f}{per_cpu:>12,.0f}{need(split) / per_cpu:>12.2f}")
     print("\ndecode alone (no transforms):")
     for name, run in decode_only_runs(jpegs):
         wall, per_cpu = timed(run, repeats)
@@ -160,14 +191,15 @@ def main() -> None:
     spare = VCPUS_PER_GPU - 1  # one vCPU per GPU runs that GPU's training process
     print(f"\none A100 consumes {IMAGES_PER_A100_SEC:,.0f} images/s; the A100 hosts of record have {VCPUS_PER_GPU} vCPUs "
           f"per GPU, {spare} beside the training process")
+    print(f"ViT-S/16 consumes {VIT_IMAGES_PER_A100_SEC:,.0f} images/s per A100 (rows train+RA, train+mix)")
     for path, split, wall, per_cpu in rows:
-        if split != "train":
+        if split not in ("train", "train+RA"):
             continue
-        cores = IMAGES_PER_A100_SEC / per_cpu
+        cores = need(split) / per_cpu
         verdict = "fits in" if cores <= spare else "exceeds"
-        print(f"  {path:<28} train: {cores:.2f} cores per A100 ({verdict} the {spare} spare vCPUs)")
+        print(f"  {path:<28} {split:<9}: {cores:.2f} cores per A100 ({verdict} the {spare} spare vCPUs)")
         if path.endswith("CUDA"):
-            print(f"  {'':<28}        the GPU spends {IMAGES_PER_A100_SEC / wall:.0%} of its time on it at 850 images/s")
+            print(f"  {'':<28} {'':<9}  the GPU spends {need(split) / wall:.0%} of its time on it")
     if not torch.cuda.is_available():
         print("  (no CUDA device here: the nvJPEG path was not measured)")
 

@@ -7,6 +7,7 @@ PyTorch semantics:
   model_fn   EVAL runs under no_grad with module.eval(); asking to update batch-norm
              statistics there is an error. TRAIN with update_batch_norm=False freezes the BN
              running statistics (momentum 0) while still normalising with batch statistics.
+             Models without BN (the ViT) ignore update_batch_norm, as upstream's.
   loss_fn    per-example cross-entropy with the caller's label smoothing, times the mask;
              targets may be class ids (B,) or class probabilities (B, C) (mixup's soft labels).
              No regularisation, nothing synced across ranks.
@@ -34,6 +35,10 @@ from workloads.base import BenchmarkWorkload
 class ImageClassificationWorkload(BenchmarkWorkload):
     """A BenchmarkWorkload whose model maps (B, 3, H, W) images to (B, num_classes) logits."""
 
+    # ResNets normalise with batch statistics; the ViT has none, and upstream's ViT model_fn then
+    # ignores update_batch_norm altogether.
+    HAS_BATCH_NORM = True
+
     @property
     def loss_type(self) -> spec.LossType:
         return spec.LossType.SOFTMAX_CROSS_ENTROPY
@@ -52,23 +57,24 @@ class ImageClassificationWorkload(BenchmarkWorkload):
         del model_state, rng
         model = params
         if mode == spec.ForwardPassMode.EVAL:
-            if update_batch_norm:
+            if update_batch_norm and self.HAS_BATCH_NORM:
                 raise ValueError(
                     "model_fn: batch-norm statistics cannot be updated in EVAL mode (pass update_batch_norm=False)"
                 )
             model.eval()
         else:
             model.train()
-            model.apply(functools.partial(pytorch_utils.update_batch_norm_fn, update_batch_norm=update_batch_norm))
-        self._set_dropout(model, dropout_rate)
+            if self.HAS_BATCH_NORM:
+                model.apply(functools.partial(pytorch_utils.update_batch_norm_fn, update_batch_norm=update_batch_norm))
         context = torch.no_grad if mode == spec.ForwardPassMode.EVAL else contextlib.nullcontext
         with context():
-            logits = model(augmented_and_preprocessed_input_batch["inputs"])
+            logits = self._forward(model, augmented_and_preprocessed_input_batch["inputs"], dropout_rate)
         return logits, None
 
-    def _set_dropout(self, model: torch.nn.Module, dropout_rate: Optional[float]) -> None:
-        """Models with dropout take the call's rate here; the convolutional nets have none."""
-        del model, dropout_rate
+    def _forward(self, model: torch.nn.Module, inputs: torch.Tensor, dropout_rate: Optional[float]) -> torch.Tensor:
+        """The model on a batch; models with dropout take the call's rate (the ResNets have none)."""
+        del dropout_rate
+        return model(inputs)
 
     def loss_fn(
         self,

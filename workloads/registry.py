@@ -37,6 +37,11 @@ _ENTRIES: Tuple[WorkloadEntry, ...] = (
     WorkloadEntry("imagenet_resnet_silu", "workloads.imagenet_resnet.workload", "ImagenetResNetSiLUWorkload", base="imagenet_resnet", family="imagenet"),
     WorkloadEntry("imagenet_resnet_gelu", "workloads.imagenet_resnet.workload", "ImagenetResNetGELUWorkload", base="imagenet_resnet", family="imagenet"),
     WorkloadEntry("imagenet_resnet_large_bn_init", "workloads.imagenet_resnet.workload", "ImagenetResNetLargeBNScaleWorkload", base="imagenet_resnet", family="imagenet"),
+    # -- imagenet_vit entries --
+    WorkloadEntry("imagenet_vit", "workloads.imagenet_vit.workload", "ImagenetVitWorkload", base="imagenet_vit", family="imagenet"),
+    WorkloadEntry("imagenet_vit_glu", "workloads.imagenet_vit.workload", "ImagenetVitGluWorkload", base="imagenet_vit", family="imagenet"),
+    WorkloadEntry("imagenet_vit_post_ln", "workloads.imagenet_vit.workload", "ImagenetVitPostLNWorkload", base="imagenet_vit", family="imagenet"),
+    WorkloadEntry("imagenet_vit_map", "workloads.imagenet_vit.workload", "ImagenetVitMapWorkload", base="imagenet_vit", family="imagenet"),
     # -- ogbg entries --
     WorkloadEntry("ogbg", "workloads.ogbg.workload", "OgbgWorkload", base="ogbg", family="ogbg"),
     WorkloadEntry("ogbg_gelu", "workloads.ogbg.workload", "OgbgGeluWorkload", base="ogbg", family="ogbg"),

@@ -47,6 +47,7 @@ SETTINGS = {
     "criteo1tb_test": (16, 32, 2),
     "fastmri": (2, 2, 1),  # one slice per rank: a 320x320 U-Net step costs ~1.6 s per slice on a CPU core
     "imagenet_resnet": (4, 4, 2),  # 4 training photographs: one step an epoch, so the second is reshuffled
+    "imagenet_vit": (4, 4, 2),
     "cifar": (4, 4, 2),
 }
 # Workloads whose models normalise with batch statistics: under DDP each rank normalises its own
@@ -120,12 +121,17 @@ class PerRankBatchNorm(torch.nn.Module):
 
 
 def deterministic_augmentation(name: str, workload) -> None:
-    """Random crops and flips draw from each process's global RNG (as upstream), so one process and two
-    ranks would augment the same image differently; the check is on sharding and synchronised training."""
+    """Random crops, flips and RandAugment draw from each process's global RNG (as upstream), and mixup
+    pairs neighbours within each rank's rows, so one process and two ranks would augment differently;
+    the check is on sharding and synchronised training, so training input is made deterministic."""
     if name.startswith("imagenet"):
         from workloads.imagenet import transforms
 
         transforms._train_steps = lambda extra: transforms._eval_steps()
+    if name.startswith("imagenet_vit"):
+        from workloads.imagenet_vit import workload as vit_workload
+
+        vit_workload.mixup = lambda batch, num_classes: batch
     elif name == "cifar":
         from workloads.cifar import input_pipeline
 

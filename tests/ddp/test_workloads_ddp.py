@@ -36,10 +36,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("driver.py")
 # fastMRI's tiny data is simulated k-space of a real scan from Debian's mricron-data (installed by setup).
 WORKLOADS = ("mnist", "ogbg", "wmt", "criteo1tb_test", "cifar") + (("fastmri",) if scan_available() else ())
-WORKLOADS += ("imagenet_resnet",) if sample_images_available() else ()
+WORKLOADS += ("imagenet_resnet", "imagenet_vit") if sample_images_available() else ()
 # Where rank r's rows sit in a global batch: a block (rank 0 the first half, as upstream's rank 0
 # scatters them), or every N-th row from row r (DistributedSampler and upstream's eval sampler).
-INTERLEAVED_ROWS = ("imagenet_resnet", "cifar")
+INTERLEAVED_ROWS = ("imagenet_resnet", "imagenet_vit", "cifar")
 NUM_RANKS = 2
 TIMEOUT_S = 300  # both runs take well under a minute on two idle cores
 REL_TOLERANCE = 1e-5  # summation order differs between one process and two ranks

@@ -1,4 +1,4 @@
-"""imagenet_resnet and cifar as plugin items: real photographs (foolbox's ImageNet and CIFAR-10
+"""imagenet_resnet, imagenet_vit and cifar as plugin items: real photographs (foolbox's ImageNet and CIFAR-10
 samples) in the official raw layouts, prepared by the real commands, trained by the NAdamW baseline
 and by an upstream-API submission for two steps, with an eval after each, on CPU."""
 
@@ -59,8 +59,10 @@ def init_optimizer_state(workload, model_params, model_state, hyperparameters, r
 def update_params(workload, current_param_container, current_params_types, model_state, hyperparameters,
                   batch, loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
     assert loss_type == spec.LossType.SOFTMAX_CROSS_ENTROPY
-    types = set(current_params_types.values())
-    assert {spec.ParameterType.CONV_WEIGHT, spec.ParameterType.BATCH_NORM_SCALE} <= types
+    assert spec.ParameterType.CONV_WEIGHT in set(current_params_types.values())
+    targets = batch["targets"]
+    if targets.dim() == 2:  # mixup's soft labels (the ViT workloads): one distribution per image
+        assert targets.shape[1] == 1000 and torch.allclose(targets.sum(1), torch.ones(len(targets), device=targets.device))
     current_param_container.train()
     optimizer_state["optimizer"].zero_grad()
     logits, new_state = workload.model_fn(current_param_container, batch, model_state, spec.ForwardPassMode.TRAIN,
@@ -125,11 +127,12 @@ def test_missing_data_skips_the_item_with_the_preparation_command(pytester, tmp_
     result.stdout.fnmatch_lines([f"*python -m workloads.{module}.prepare --data-dir*"])
 
 
-def test_the_nadamw_baseline_trains_and_evaluates_imagenet_resnet(pytester, data_dir, tmp_path):
+@pytest.mark.parametrize("workload", ["imagenet_resnet", "imagenet_vit"])
+def test_the_nadamw_baseline_trains_and_evaluates_on_imagenet(pytester, data_dir, tmp_path, workload):
     submission = _submission(pytester, "small_nadamw", SMALL_NADAMW, NADAMW / "tuning_search_space.json")
-    result = _run(pytester, submission, data_dir, tmp_path, "imagenet_resnet-study0")  # the base workload only
+    result = _run(pytester, submission, data_dir, tmp_path, f"{workload}-study0")  # the base workload only
     result.assert_outcomes(passed=1)
-    rows = _eval_rows(tmp_path, "imagenet_resnet")
+    rows = _eval_rows(tmp_path, workload)
     assert [row["global_step"] for row in rows] == ["1", "2"]  # an eval after the first and the last step
     final = rows[-1]
     # Every image of each split is evaluated once: 3 validation, 2 ImageNet-v2 images.
@@ -138,11 +141,13 @@ def test_the_nadamw_baseline_trains_and_evaluates_imagenet_resnet(pytester, data
         assert 0.0 <= float(final[f"{split}/accuracy"]) <= 1.0 and float(final[f"{split}/loss"]) > 0.0
 
 
-def test_an_upstream_api_submission_runs_a_resnet_variant_and_cifar(pytester, data_dir, tmp_path):
+def test_an_upstream_api_submission_runs_resnet_and_vit_variants_and_cifar(pytester, data_dir, tmp_path):
     submission = _submission(pytester, "upstream_sgd", UPSTREAM_SUBMISSION)
-    result = _run(pytester, submission, data_dir, tmp_path, "imagenet_resnet_large_bn_init or cifar-study0")
-    result.assert_outcomes(passed=2)
-    assert {"validation/accuracy", "test/accuracy", "train/loss"} <= set(_eval_rows(tmp_path, "imagenet_resnet_large_bn_init")[-1])
+    selection = "imagenet_resnet_large_bn_init or imagenet_vit_map or cifar-study0"
+    result = _run(pytester, submission, data_dir, tmp_path, selection)
+    result.assert_outcomes(passed=3)
+    for name in ("imagenet_resnet_large_bn_init", "imagenet_vit_map"):
+        assert {"validation/accuracy", "test/accuracy", "train/loss"} <= set(_eval_rows(tmp_path, name)[-1])
     cifar = _eval_rows(tmp_path, "cifar")[-1]
     # 10 training images: 9 train + 1 validation (the last tenth); 5 test images.
     assert [float(cifar[f"{split}/num_examples"]) for split in ("validation", "test")] == [1, 5]
