@@ -1,0 +1,1 @@
+"""LibriSpeech Conformer workload and its variants (reference §4.6, §5)."""

@@ -1,0 +1,1 @@
+"""LibriSpeech DeepSpeech workload and its variants."""
