@@ -127,7 +127,7 @@ def test_shards_split_what_k_selects(pytester, tmp_path):
 
 
 def test_plan_lists_every_shard_with_its_items(pytester, tmp_path):
-    result = _collect(pytester, tmp_path, "-k", "mnist or gelu", "--algoperf-studies=1", "--algoperf-trials=1", "--algoperf-shard=2/2")
+    result = _collect(pytester, tmp_path, "-k", "mnist or ogbg_gelu", "--algoperf-studies=1", "--algoperf-trials=1", "--algoperf-shard=2/2")
     result.stdout.fnmatch_lines([
         "algoperf: shard plan, 2 items selected, in 2 shards balanced by runtime budget:",
         "  shard 1/2: 1 item, 3.34 h of budget",  # ogbg's 12,011 s in v0.6
