@@ -42,6 +42,16 @@ _ENTRIES: Tuple[WorkloadEntry, ...] = (
     WorkloadEntry("imagenet_vit_glu", "workloads.imagenet_vit.workload", "ImagenetVitGluWorkload", base="imagenet_vit", family="imagenet"),
     WorkloadEntry("imagenet_vit_post_ln", "workloads.imagenet_vit.workload", "ImagenetVitPostLNWorkload", base="imagenet_vit", family="imagenet"),
     WorkloadEntry("imagenet_vit_map", "workloads.imagenet_vit.workload", "ImagenetVitMapWorkload", base="imagenet_vit", family="imagenet"),
+    # -- librispeech_conformer entries --
+    WorkloadEntry("librispeech_conformer", "workloads.librispeech_conformer.workload", "LibriSpeechConformerWorkload", base="librispeech_conformer", family="librispeech"),
+    WorkloadEntry("librispeech_conformer_attention_temperature", "workloads.librispeech_conformer.workload", "LibriSpeechConformerAttentionTemperatureWorkload", base="librispeech_conformer", family="librispeech"),
+    WorkloadEntry("librispeech_conformer_layernorm", "workloads.librispeech_conformer.workload", "LibriSpeechConformerLayerNormWorkload", base="librispeech_conformer", family="librispeech"),
+    WorkloadEntry("librispeech_conformer_gelu", "workloads.librispeech_conformer.workload", "LibriSpeechConformerGeluWorkload", base="librispeech_conformer", family="librispeech"),
+    # -- librispeech_deepspeech entries --
+    WorkloadEntry("librispeech_deepspeech", "workloads.librispeech_deepspeech.workload", "LibriSpeechDeepSpeechWorkload", base="librispeech_deepspeech", family="librispeech"),
+    WorkloadEntry("librispeech_deepspeech_tanh", "workloads.librispeech_deepspeech.workload", "LibriSpeechDeepSpeechTanhWorkload", base="librispeech_deepspeech", family="librispeech"),
+    WorkloadEntry("librispeech_deepspeech_no_resnet", "workloads.librispeech_deepspeech.workload", "LibriSpeechDeepSpeechNoResNetWorkload", base="librispeech_deepspeech", family="librispeech"),
+    WorkloadEntry("librispeech_deepspeech_norm_and_spec_aug", "workloads.librispeech_deepspeech.workload", "LibriSpeechDeepSpeechNormAndSpecAugWorkload", base="librispeech_deepspeech", family="librispeech"),
     # -- ogbg entries --
     WorkloadEntry("ogbg", "workloads.ogbg.workload", "OgbgWorkload", base="ogbg", family="ogbg"),
     WorkloadEntry("ogbg_gelu", "workloads.ogbg.workload", "OgbgGeluWorkload", base="ogbg", family="ogbg"),

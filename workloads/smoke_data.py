@@ -77,6 +77,18 @@ def _cifar(data_dir: Path) -> None:
     prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw), "--subset"])
 
 
+def _librispeech(data_dir: Path) -> None:
+    from workloads.librispeech import sample_data
+
+    # Real speech (asterisk's prompts, pocketsphinx's LibriVox clips) as the six official archives.
+    # Every utterance is padded to 320,000 samples, so a CPU pays the same for a short one as for 20 s
+    # of speech: prompts are joined into utterances of 6 s or more, and 2 + 1 + 1 training utterances
+    # (train-clean-100 covering every letter, so the tokenizer knows them all), one each of dev-clean
+    # and dev-other and one test-clean give each eval 7 utterances.
+    counts = {"train-clean-100": 2, "train-clean-360": 1, "train-other-500": 1, "dev-clean": 1, "dev-other": 1, "test-clean": 1}
+    sample_data.write_prepared_data_dir(data_dir, counts, seconds=6.0)
+
+
 SMOKE_DATA_WRITERS: Dict[str, Callable[[Path], None]] = {
     "mnist": _mnist,
     "ogbg": _ogbg,
@@ -85,6 +97,7 @@ SMOKE_DATA_WRITERS: Dict[str, Callable[[Path], None]] = {
     "fastmri": _fastmri,
     "imagenet": _imagenet,
     "cifar": _cifar,
+    "librispeech": _librispeech,
 }
 
 
