@@ -29,6 +29,7 @@ import pytest
 
 from workloads.fastmri.sample_data import scan_available
 from workloads.imagenet.sample_data import sample_images_available
+from workloads.librispeech.sample_data import speech_available
 from workloads.registry import get_workload
 from workloads.smoke_data import prepare_smoke_data
 
@@ -37,12 +38,19 @@ DRIVER = Path(__file__).with_name("driver.py")
 # fastMRI's tiny data is simulated k-space of a real scan from Debian's mricron-data (installed by setup).
 WORKLOADS = ("mnist", "ogbg", "wmt", "criteo1tb_test", "cifar") + (("fastmri",) if scan_available() else ())
 WORKLOADS += ("imagenet_resnet", "imagenet_vit") if sample_images_available() else ()
+WORKLOADS += ("librispeech_conformer", "librispeech_deepspeech") if speech_available() else ()
 # Where rank r's rows sit in a global batch: a block (rank 0 the first half, as upstream's rank 0
 # scatters them), or every N-th row from row r (DistributedSampler and upstream's eval sampler).
-INTERLEAVED_ROWS = ("imagenet_resnet", "imagenet_vit", "cifar")
+INTERLEAVED_ROWS = ("imagenet_resnet", "imagenet_vit", "cifar", "librispeech_conformer", "librispeech_deepspeech")
 NUM_RANKS = 2
-TIMEOUT_S = 300  # both runs take well under a minute on two idle cores
+TIMEOUT_S = 900  # a guard against hangs: both runs take about 3 minutes on two idle cores
 REL_TOLERANCE = 1e-5  # summation order differs between one process and two ranks
+# After training, LibriSpeech's CTC losses (thousands, on untrained 20 s utterances) sit on a steep
+# landscape that grows the runs' rounding differences with the step: measured on the Conformer,
+# 7e-6 after one SGD step at 1e-6 and 2.5e-4 after NAdamW's first full step (its Adam-style update
+# moves every weight by about the learning rate, whatever the gradient's size); before training they
+# agree to 1e-7. So they are compared at 1e-3 after training.
+TRAINED_REL_TOLERANCE = {"librispeech_conformer": 1e-3, "librispeech_deepspeech": 1e-3}
 
 
 def _environment() -> Dict[str, str]:
@@ -96,10 +104,10 @@ def runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, 
     }
 
 
-def _assert_metrics_close(actual: Dict[str, float], expected: Dict[str, float]) -> None:
+def _assert_metrics_close(actual: Dict[str, float], expected: Dict[str, float], rel: float = REL_TOLERANCE) -> None:
     assert actual.keys() == expected.keys()
     for key, value in expected.items():
-        assert actual[key] == pytest.approx(value, rel=REL_TOLERANCE, abs=1e-9), key
+        assert actual[key] == pytest.approx(value, rel=rel, abs=1e-9), key
 
 
 # --- the world -------------------------------------------------------------------------------------
@@ -144,13 +152,17 @@ def test_metrics_after_training_equal_a_single_process(runs, name):
     (single,) = runs["single"][name]
     ranks = runs["ddp"][name]
     assert ranks[0]["trained"] == ranks[1]["trained"]  # every rank reports the all-reduced numbers
-    for stage in ("initial", "trained"):
-        _assert_metrics_close(ranks[0][stage], single[stage])
+    _assert_metrics_close(ranks[0]["initial"], single["initial"])
+    _assert_metrics_close(ranks[0]["trained"], single["trained"], TRAINED_REL_TOLERANCE.get(name, REL_TOLERANCE))
 
 
-def test_mnist_training_moves_the_metrics_far_beyond_the_tolerance(runs):
-    (single,) = runs["single"]["mnist"]
-    before, after = single["initial"]["train/loss"], single["trained"]["train/loss"]
+@pytest.mark.parametrize("name, metric", [("mnist", "train/loss"), ("imagenet_resnet", "train/loss"),
+                                          ("librispeech_conformer", "train/ctc_loss"), ("librispeech_deepspeech", "train/ctc_loss")])
+def test_training_moves_the_metrics_far_beyond_the_tolerance(runs, name, metric):
+    if name not in runs["single"]:
+        pytest.skip(f"{name}'s sample data is not installed")
+    (single,) = runs["single"][name]
+    before, after = single["initial"][metric], single["trained"][metric]
     assert abs(after - before) > 100 * REL_TOLERANCE * before  # so equal metrics mean equal training
 
 
