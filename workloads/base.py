@@ -9,11 +9,15 @@ version, such as its eval period.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
-from typing import ClassVar, Dict, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, ClassVar, Dict, Iterator, List, Optional
 
 from pytest_algoperf.api import spec
 from scoring.versions import VersionError, load_version
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_BENCHMARK_VERSION = "v0.6"
 
@@ -136,6 +140,28 @@ class BenchmarkWorkload(spec.Workload):
                 rng, split, data_dir, global_batch_size, cache=True, repeat_final_dataset=True, num_batches=num_batches
             )
         return self._eval_iters[split]
+
+    def _summed_over_split(
+        self,
+        split: str,
+        num_examples: int,
+        global_batch_size: int,
+        data_rng: spec.RandomState,
+        data_dir: str,
+        batch_sums: Callable[[Dict[str, spec.Tensor]], "torch.Tensor"],
+        size: int,
+    ) -> List[float]:
+        """Sums of `batch_sums(batch)` (a float64 tensor of `size` on this process's device) over the split's
+        ceil(num_examples / global batch) eval batches, then over all ranks (each rank summed its own rows)."""
+        import torch
+
+        from workloads import parallel
+
+        batches = self._cached_eval_batches(split, data_rng, data_dir, global_batch_size)
+        totals = torch.zeros(size, dtype=torch.float64, device=parallel.current_world().device)
+        for _ in range(math.ceil(num_examples / global_batch_size)):
+            totals += batch_sums(next(batches))
+        return parallel.all_reduce_sum(totals).tolist()
 
     def use_prepared_data(self, data_dir: str) -> None:
         """Adopts the split sizes of a subset data dir, so evals cover exactly the examples there."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -28,7 +27,6 @@ import torch.nn.functional as F
 from pytest_algoperf.api import pytorch_utils
 from pytest_algoperf.api import random_utils as prng
 from pytest_algoperf.api import spec
-from workloads import parallel
 from workloads.base import BenchmarkWorkload
 
 
@@ -115,10 +113,6 @@ class ImageClassificationWorkload(BenchmarkWorkload):
     ) -> Dict[str, float]:
         del model_state, global_step
         data_rng, _ = prng.split(rng, 2)
-        batches = self._cached_eval_batches(split, data_rng, data_dir, global_batch_size)
-        totals = torch.zeros(2, dtype=torch.float64, device=parallel.current_world().device)
-        for _ in range(math.ceil(num_examples / global_batch_size)):
-            totals += self._eval_batch_sums(params, next(batches))
-        # Each rank summed over its own rows; the split's totals are the sums over all ranks.
-        correct, loss = parallel.all_reduce_sum(totals).tolist()
+        batch_sums = functools.partial(self._eval_batch_sums, params)
+        correct, loss = self._summed_over_split(split, num_examples, global_batch_size, data_rng, data_dir, batch_sums, 2)
         return {"accuracy": correct / num_examples, "loss": loss / num_examples}

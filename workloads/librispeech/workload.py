@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from typing import Dict, Iterator, Optional, Tuple
 
 import torch
@@ -211,12 +210,10 @@ class LibriSpeechWorkload(BenchmarkWorkload):
     ) -> Dict[str, float]:
         del model_state, global_step
         data_rng, _ = prng.split(rng, 2)
-        world = parallel.current_world()
         if self.requires_sync_before_eval:
-            parallel.sync_model_state_for_eval(params, world)
-        batches = self._cached_eval_batches(split, data_rng, data_dir, global_batch_size)
-        totals = torch.zeros(4, dtype=torch.float64, device=world.device)
-        for _ in range(math.ceil(num_examples / global_batch_size)):
-            totals += self._eval_batch_sums(params, next(batches), data_dir)
-        loss, utterances, errors, words = parallel.all_reduce_sum(totals).tolist()
+            parallel.sync_model_state_for_eval(params)
+        batch_sums = functools.partial(self._eval_batch_sums, params, data_dir=data_dir)
+        loss, utterances, errors, words = self._summed_over_split(
+            split, num_examples, global_batch_size, data_rng, data_dir, batch_sums, 4
+        )
         return {"ctc_loss": loss / max(utterances, 1.0), "wer": errors / max(words, 1.0)}
