@@ -77,12 +77,12 @@ from workloads.librispeech.frontend import (
     MelFilterbankFrontend,
     PreprocessorConfig,
 )
+from workloads.librispeech.layers import LayerNorm, initialize
 from workloads.librispeech.spec_augment import SpecAugment
 
 DROPOUT_RATE = 0.1  # upstream v0.6's default rate: input and every residual branch
 # v0.5's model, built with no rates given, applied none on the convolution residual branch.
 V05_CONV_RESIDUAL_DROPOUT_RATE = 0.0
-LAYER_NORM_EPS = 1e-6
 QUERY_SCALE_NORMALISER = 1.442695041  # 1 / softplus(0) = 1 / ln 2, so the query scale starts at 1.0
 
 
@@ -128,20 +128,6 @@ def activation(name: str, approximate_gelu: bool):
     if name == "gelu":
         return functools.partial(F.gelu, approximate="tanh") if approximate_gelu else F.gelu
     raise ValueError(f"activation_function_name must be 'swish' or 'gelu', got {name!r}")
-
-
-class LayerNorm(nn.Module):
-    """LayerNorm with weight 1 + scale (scale starts at 0)."""
-
-    def __init__(self, dim: int, epsilon: float = LAYER_NORM_EPS):
-        super().__init__()
-        self.dim = dim
-        self.epsilon = epsilon
-        self.scale = nn.Parameter(torch.zeros(dim))
-        self.bias = nn.Parameter(torch.zeros(dim))
-
-    def forward(self, x):
-        return F.layer_norm(x, (self.dim,), 1 + self.scale, self.bias, self.epsilon)
 
 
 # --- subsampling -------------------------------------------------------------------------------
@@ -417,15 +403,6 @@ class ConformerEncoderDecoder(nn.Module):
         for block in self.conformers:
             x = block(x, paddings, dropout_rate, conv_residual_dropout_rate)
         return self.lin(self.ln(x)), paddings
-
-
-def initialize(model: nn.Module) -> None:
-    """Upstream's `models.initialize`: xavier-uniform weights and zero biases for every Linear and Conv1d."""
-    for module in model.modules():  # depth-first in registration order, upstream's recursion
-        if isinstance(module, (nn.Linear, nn.Conv1d)):
-            nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
 
 
 def conformer(use_specaug: bool = True, **config_kwargs) -> ConformerEncoderDecoder:

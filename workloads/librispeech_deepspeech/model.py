@@ -57,11 +57,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from workloads.librispeech.layers import LayerNorm, initialize
+
 DROPOUT_RATE = 0.1  # upstream's default when model_fn gets no rate
 MAX_INPUT_LENGTH = 320_000  # samples (20 s at 16 kHz), the longest utterance kept; upstream's dummy batch length
 BATCH_NORM_MOMENTUM = 1 - 0.999  # weight of each new batch statistic in the running averages
 BATCH_NORM_EPSILON = 1e-3
-LAYER_NORM_EPSILON = 1e-6
 NUM_MEL_BINS = 80  # features per frame from the frontend
 SUBSAMPLING_STRIDE = 2  # each subsampling conv halves frames and frequency bins
 SUBSAMPLING_KERNEL = 3
@@ -103,20 +104,6 @@ def _same_padding(length: int) -> Tuple[int, int]:
     remainder = length % SUBSAMPLING_STRIDE
     total = max(SUBSAMPLING_KERNEL - (SUBSAMPLING_STRIDE if remainder == 0 else remainder), 0)
     return total // 2, total - total // 2
-
-
-class LayerNorm(nn.Module):
-    """LayerNorm over the last axis with the scale stored as an offset from 1 (init 0) and eps 1e-6."""
-
-    def __init__(self, dim: int, epsilon: float = LAYER_NORM_EPSILON) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.zeros(dim))
-        self.bias = nn.Parameter(torch.zeros(dim))
-        self.epsilon = epsilon
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (..., D); biased variance, as upstream's hand-written version
-        return F.layer_norm(x, (x.shape[-1],), 1 + self.scale, self.bias, self.epsilon)
 
 
 def _process_group_active() -> bool:
@@ -367,18 +354,6 @@ class DeepspeechEncoderDecoder(nn.Module):
         if self.ln is not None:
             outputs = self.ln(outputs)
         return self.lin(outputs), paddings  # (B, T', vocab), (B, T')
-
-
-def initialize(model: nn.Module) -> None:
-    """Upstream's `initialize` (librispeech_conformer's models.py): xavier-uniform weights and zero
-    biases for every Linear and Conv1d, in module order; everything else keeps its own init."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
-            raise RuntimeError("initialize() needs the lazy layers materialised first (materialize_lazy_layers)")
-        if isinstance(module, (nn.Linear, nn.Conv1d)):
-            nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
 
 
 def deepspeech(frontend: Optional[nn.Module] = None, specaug: Optional[nn.Module] = None,
