@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_BENCHMARK_VERSION = "v0.6"
+TRAIN_NUM_WORKERS = 4  # upstream's DataLoader workers for training batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +163,15 @@ class BenchmarkWorkload(spec.Workload):
         for _ in range(math.ceil(num_examples / global_batch_size)):
             totals += batch_sums(next(batches))
         return parallel.all_reduce_sum(totals).tolist()
+
+    def _dataloader_workers(self, split: str, world) -> int:
+        """DataLoader workers for a split's batches: upstream's 4 for training on a GPU (none on a CPU-only
+        run, whose smoke data is a handful of examples and where worker start-up would dominate), and for
+        the eval splits the eval_num_workers that DataLoader workloads set (upstream's runner sets it from
+        --pytorch_eval_num_workers, default 0; an instance attribute, so the meta data logs it as upstream's)."""
+        if split != "train":
+            return self.eval_num_workers
+        return TRAIN_NUM_WORKERS if world.device.type == "cuda" else 0
 
     def use_prepared_data(self, data_dir: str) -> None:
         """Adopts the split sizes of a subset data dir, so evals cover exactly the examples there."""

@@ -37,6 +37,10 @@ class ImageClassificationWorkload(BenchmarkWorkload):
     # ignores update_batch_norm altogether.
     HAS_BATCH_NORM = True
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.eval_num_workers = 0  # DataLoader workers for eval batches (see BenchmarkWorkload._dataloader_workers)
+
     @property
     def loss_type(self) -> spec.LossType:
         return spec.LossType.SOFTMAX_CROSS_ENTROPY

@@ -22,10 +22,6 @@ from workloads.cifar import input_pipeline
 from workloads.cifar.model import resnet18
 from workloads.image_classification import ImageClassificationWorkload
 
-# DataLoader workers for training batches, as upstream (4); 0 on a CPU-only run, where the
-# images are already decoded arrays and worker start-up would dominate.
-TRAIN_NUM_WORKERS = 4
-
 
 class CifarWorkload(ImageClassificationWorkload):
     """ResNet-18 on CIFAR-10; targets, budget and step hint: scoring/versions/*.json."""
@@ -33,11 +29,6 @@ class CifarWorkload(ImageClassificationWorkload):
     name = "cifar"
     EVAL_PERIOD_TIME_SEC = 600
     REFERENCE_COUNTS = dict(input_pipeline.REFERENCE_COUNTS)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # Upstream's runner sets this from --pytorch_eval_num_workers (default 0).
-        self.eval_num_workers = 0
 
     @property
     def eval_batch_size(self) -> int:
@@ -86,7 +77,6 @@ class CifarWorkload(ImageClassificationWorkload):
         world = parallel.current_world()
         parallel.check_same_seed_on_every_rank(data_rng, world=world)
         world.local_batch_size(global_batch_size)  # under DDP: fails here, with the fix, when ranks do not divide it
-        on_gpu = world.device.type == "cuda"
         return input_pipeline.build_input_iterator(
             self.dataset_dir(data_dir),
             split,
@@ -94,7 +84,7 @@ class CifarWorkload(ImageClassificationWorkload):
             global_batch_size,
             world,
             num_eval_train_examples=self.num_eval_train_examples,
-            num_workers=(TRAIN_NUM_WORKERS if on_gpu else 0) if split == "train" else self.eval_num_workers,
+            num_workers=self._dataloader_workers(split, world),
             repeat=bool(repeat_final_dataset),
         )
 

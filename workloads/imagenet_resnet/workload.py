@@ -22,10 +22,6 @@ from workloads.image_classification import ImageClassificationWorkload
 from workloads.imagenet import input_pipeline, transforms
 from workloads.imagenet_resnet.model import ResNet, resnet50
 
-# DataLoader workers for training batches, as upstream (4, persistent); 0 on a CPU-only run,
-# where the smoke data is a handful of images and worker start-up would dominate.
-TRAIN_NUM_WORKERS = 4
-
 
 class ImagenetResNetWorkload(ImageClassificationWorkload):
     """ResNet-50 on ImageNet; targets, budget (66,159 s; v0.5 63,008 s) and step hint: scoring/versions/*.json."""
@@ -36,11 +32,6 @@ class ImagenetResNetWorkload(ImageClassificationWorkload):
     REFERENCE_COUNTS = dict(input_pipeline.REFERENCE_COUNTS)
     # A 224x224 ResNet-50 step is slow on a CPU (~4 GFLOPs forward per image): two keep the smoke gate short.
     SMOKE_BATCH_SIZE = 2
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # Upstream's runner sets this from --pytorch_eval_num_workers (default 0).
-        self.eval_num_workers = 0
 
     # --- model choices the variants change ------------------------------------------------
     @property
@@ -121,7 +112,6 @@ class ImagenetResNetWorkload(ImageClassificationWorkload):
         world = parallel.current_world()
         parallel.check_same_seed_on_every_rank(data_rng, world=world)
         world.local_batch_size(global_batch_size)  # under DDP: fails here, with the fix, when ranks do not divide it
-        on_gpu = world.device.type == "cuda"
         return input_pipeline.build_input_iterator(
             self.dataset_dir(data_dir),
             split,
@@ -129,7 +119,7 @@ class ImagenetResNetWorkload(ImageClassificationWorkload):
             global_batch_size,
             world,
             num_eval_train_examples=self.num_eval_train_examples,
-            num_workers=(TRAIN_NUM_WORKERS if on_gpu else 0) if split == "train" else self.eval_num_workers,
+            num_workers=self._dataloader_workers(split, world),
             extra_train_ops=self._extra_train_ops() if split == "train" else (),
             repeat=bool(repeat_final_dataset),
         )

@@ -41,10 +41,6 @@ from workloads.base import BenchmarkWorkload
 from workloads.librispeech import input_pipeline, metrics
 from workloads.librispeech.tokenizer import Tokenizer, load_tokenizer
 
-# DataLoader workers for training batches, as upstream (4); 0 on a CPU-only run, where the
-# smoke data is a handful of utterances and worker start-up would dominate.
-TRAIN_NUM_WORKERS = 4
-
 
 class LibriSpeechWorkload(BenchmarkWorkload):
     """The shared part of the Conformer and DeepSpeech workloads; subclasses build the model."""
@@ -61,7 +57,7 @@ class LibriSpeechWorkload(BenchmarkWorkload):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.eval_num_workers = 0  # upstream's runner sets it from --pytorch_eval_num_workers (default 0)
+        self.eval_num_workers = 0  # DataLoader workers for eval batches (see BenchmarkWorkload._dataloader_workers)
         self.use_specaug = True
         self._tokenizer: Optional[Tokenizer] = None
         self.ctc_loss = torch.nn.CTCLoss(blank=metrics.BLANK_ID, reduction="none")
@@ -112,7 +108,6 @@ class LibriSpeechWorkload(BenchmarkWorkload):
         del cache, num_batches
         world = parallel.current_world()
         parallel.check_same_seed_on_every_rank(data_rng, world=world)
-        on_gpu = world.device.type == "cuda"
         return input_pipeline.build_input_iterator(
             self.dataset_dir(data_dir),
             split,
@@ -120,7 +115,7 @@ class LibriSpeechWorkload(BenchmarkWorkload):
             global_batch_size,
             world,
             num_eval_train_examples=self.num_eval_train_examples,
-            num_workers=(TRAIN_NUM_WORKERS if on_gpu else 0) if split == "train" else self.eval_num_workers,
+            num_workers=self._dataloader_workers(split, world),
             repeat=bool(repeat_final_dataset),
         )
 
