@@ -57,5 +57,18 @@ python3 -m venv "$VENV"
 # foolbox's wheel ships 20 real ImageNet JPEGs and 20 real CIFAR-10 PNGs (workloads/*/sample_data.py
 # read them as files; foolbox itself is never imported, so its dependencies are not needed).
 "$VENV/bin/python" -m pip install --quiet --no-deps foolbox==3.3.4
+# GPT-2's BPE ranks for finewebedu_lm (tiktoken would otherwise download them at first use): the
+# openai-whisper sdist ships them as whisper/assets/gpt2.tiktoken; only that file is kept.
+GPT2_RANKS="$VENV/share/pytest-algoperf/gpt2.tiktoken"
+GPT2_RANKS_SHA256=306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930
+if [[ ! -f "$GPT2_RANKS" ]]; then
+  sdist_dir=$(mktemp -d)
+  "$VENV/bin/python" -m pip download --quiet --no-deps --no-binary :all: openai-whisper==20250625 -d "$sdist_dir"
+  mkdir -p "$(dirname "$GPT2_RANKS")"
+  tar -xzf "$sdist_dir"/openai_whisper-*.tar.gz -C "$sdist_dir" --wildcards '*/whisper/assets/gpt2.tiktoken'
+  mv "$sdist_dir"/openai_whisper-*/whisper/assets/gpt2.tiktoken "$GPT2_RANKS"
+  rm -rf "$sdist_dir"
+fi
+echo "$GPT2_RANKS_SHA256  $GPT2_RANKS" | sha256sum --check --quiet
 rm -f "$VENV"/.installed-*
 touch "$STAMP"

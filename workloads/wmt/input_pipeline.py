@@ -21,21 +21,19 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import queue
-import threading
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from pytest_algoperf.api.data_utils import shard_and_maybe_pad_np
+from workloads.host_batches import prefetched, torch_batches  # noqa: F401 (this pipeline's public API)
 from workloads.wmt.prepare import METADATA_NAME
 from workloads.wmt.token_arrays import TokenizedPairs, load_split
 from workloads.wmt.tokenizer import MODEL_FILE_NAME, Tokenizer
 
 SHUFFLE_BUFFER_SIZE = 1024  # the reference's tf.data shuffle buffer
 PACKED_KEYS = ("inputs", "inputs_position", "inputs_segmentation", "targets", "targets_position", "targets_segmentation")
-PREFETCH_BATCHES = 4  # training batches built ahead on a background thread
 _UNIFORM_BLOCK = 4096  # shuffle draws are made in blocks: one numpy call per block, not per example
 
 
@@ -221,44 +219,3 @@ def numpy_batches(data: PreparedWmt, split: str, batch_size: int, seed: int,
 
 
 # --- to the device ---------------------------------------------------------------------------
-
-
-def prefetched(iterator: Iterator[Dict[str, np.ndarray]], depth: int = PREFETCH_BATCHES) -> Iterator[Dict[str, np.ndarray]]:
-    """Builds the next batches on a daemon thread while the caller trains on the current one."""
-    buffer: "queue.Queue" = queue.Queue(maxsize=depth)
-    finished = object()
-
-    def produce() -> None:
-        try:
-            for item in iterator:
-                buffer.put(item)
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            buffer.put(error)
-        buffer.put(finished)
-
-    threading.Thread(target=produce, name="wmt-input-pipeline", daemon=True).start()
-    while True:
-        item = buffer.get()
-        if item is finished:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-
-
-def torch_batches(batches: Iterator[Dict[str, np.ndarray]], device, rank: int = 0, world_size: int = 1) -> Iterator[Dict[str, object]]:
-    """int64 tensors on `device`; under DDP each rank keeps its contiguous block of rows."""
-    import torch
-
-    non_blocking = device.type == "cuda"
-    for batch in batches:
-        tensors = {}
-        for key, array in batch.items():
-            if world_size > 1:
-                rows = array.shape[0] // world_size
-                array = array[rank * rows : (rank + 1) * rows]
-            tensor = torch.from_numpy(np.ascontiguousarray(array))
-            if non_blocking:
-                tensor = tensor.pin_memory()
-            tensors[key] = tensor.to(device, non_blocking=non_blocking)
-        yield tensors
