@@ -14,8 +14,9 @@ def list_workloads(pattern: str = "*"):
     return _list(pattern)
 
 
-def get_workload(name: str, benchmark_version: str = "v0.6"):
+def get_workload(name: str, benchmark_version: str | None = None):
     """A ready `Workload` instance; an unknown name raises an error listing the known ones."""
+    from scoring.versions import DEFAULT_VERSION
     from workloads.registry import get_workload as _get
 
-    return _get(name, benchmark_version)
+    return _get(name, benchmark_version or DEFAULT_VERSION)

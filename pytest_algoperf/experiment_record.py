@@ -44,6 +44,7 @@ RESULT_SETTINGS = {
     "max_steps": "max steps (--algoperf-max-steps)",  # where a trial stops
     "smoke_steps": "smoke steps (--algoperf-smoke-steps)",  # where a smoke trial stops
     "torch_compile": "torch.compile (--algoperf-torch-compile)",  # step time, and the numerics
+    "precision": "precision (--algoperf-precision)",  # finewebedu_lm's float32 or bf16 autocast
     # Without it a trial trains on past a non-finite loss, and its logs go on to the budget.
     "stop_diverged": "stop diverged (--algoperf-stop-diverged)",
 }

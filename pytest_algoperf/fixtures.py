@@ -19,7 +19,7 @@ from pytest_algoperf.submission_loading import Submission, SubmissionError, load
 from pytest_algoperf.run_description import trial_flags, trial_meta_data
 from pytest_algoperf.api.halton import hyperparameters_as_dict
 from workloads.base import BenchmarkWorkload, DataProblem
-from workloads.registry import get_workload
+from workloads.registry import benchmark_version_for, get_workload
 from workloads.smoke_data import prepare_smoke_data
 
 
@@ -61,7 +61,8 @@ def algoperf_data_dir(algoperf_session: BenchmarkSession, tmp_path_factory: pyte
 
 def ready_workload(name: str, session: BenchmarkSession, data_dir: str) -> BenchmarkWorkload:
     """A fresh workload on prepared data; missing data skips the item with the command that prepares it."""
-    workload = get_workload(name, session.settings.benchmark_version)
+    workload = get_workload(name, benchmark_version_for(name, session.settings.benchmark_version))
+    workload.use_precision(session.settings.precision)
     if session.settings.mode != "time-to-target":
         prepare_smoke_data(workload.dataset_name, Path(data_dir))
     status = workload.data_status(data_dir)

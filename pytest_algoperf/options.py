@@ -10,10 +10,11 @@ import pytest
 
 from pytest_algoperf.smoke import SMOKE_STEPS
 from pytest_algoperf.trial_checkpoints import CheckpointSchedule
-from scoring.versions import available_versions, load_version
+from scoring.versions import DEFAULT_VERSION, available_versions, load_version
 
 RULESETS = ("external", "self")
 COMPILE_MODES = ("auto", "yes", "no")
+PRECISIONS = ("float32", "bf16")
 SEED_SCOPES = ("study", "trial")
 
 # (option name, ini name, help, default)
@@ -29,8 +30,9 @@ _OPTIONS = (
     ("seeds", "study: one seed per (workload, study), shared by its trials, as official scoring runs; trial: a seed per trial", "study"),
     ("max-steps", "development only: end each run after N steps (the run is never scored)", None),
     ("budget-scale", "multiply runtime budgets, for hardware slower or faster than the reference; recorded in the results", "1.0"),
-    ("benchmark-version", "benchmark rules and numbers: v0.6 or v0.5", "v0.6"),
+    ("benchmark-version", "benchmark rules and numbers: v0.6 (the published leaderboard), a100 (4x A100, 9 workloads) or v0.5", DEFAULT_VERSION),
     ("torch-compile", "torch.compile the models upstream compiles: auto (only on CUDA), yes or no", "auto"),
+    ("precision", "compute precision of the workloads that offer a choice (finewebedu_lm): float32 (TF32 matmuls where the benchmark version turns them on, as the A100 runs) or bf16 (autocast in model_fn and loss_fn)", "float32"),
     ("timeout", "seconds a single submission call may take before its item fails, naming the call and step", None),
     ("smoke-steps", "steps each smoke item trains (at least 5 catches early divergence)", None),
     ("shard", "K/N: run only the K-th of N disjoint shards of the selected items, balanced by runtime budget (one per cluster job)", None),
@@ -80,6 +82,7 @@ class Settings:
     budget_scale: float
     benchmark_version: str
     torch_compile: str
+    precision: str = "float32"
     compare: tuple = ()
     smoke: bool = False
     variants: bool = False
@@ -179,14 +182,18 @@ def read_settings(config: pytest.Config) -> Settings:
         errors.append(f"--algoperf-budget-scale={budget_scale_value!r} must be a positive number, e.g. 2.0 for hardware half as fast")
         budget_scale = 1.0
 
-    version = _raw(config, "benchmark-version") or "v0.6"
+    version = _raw(config, "benchmark-version") or DEFAULT_VERSION
     if version not in available_versions():
         errors.append(f"--algoperf-benchmark-version={version!r} is unknown; use one of {', '.join(available_versions())}")
-        version = "v0.6"
+        version = DEFAULT_VERSION
     rules = load_version(version)
     compile_mode = _raw(config, "torch-compile") or "auto"
     if compile_mode not in COMPILE_MODES:
         errors.append(f"--algoperf-torch-compile={compile_mode!r} is unknown; use one of {', '.join(COMPILE_MODES)}")
+
+    precision = _raw(config, "precision") or "float32"
+    if precision not in PRECISIONS:
+        errors.append(f"--algoperf-precision={precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
 
     compare_values = config.getoption("algoperf_compare") or config.getini("algoperf_compare") or []
     compare = tuple(Path(value).expanduser().resolve() for value in compare_values)
@@ -232,6 +239,7 @@ def read_settings(config: pytest.Config) -> Settings:
         budget_scale=budget_scale,
         benchmark_version=version,
         torch_compile=compile_mode,
+        precision=precision,
         compare=compare,
         smoke=smoke,
         variants=variants,

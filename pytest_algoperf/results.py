@@ -173,7 +173,7 @@ def _is_property(cls: type, name: str) -> bool:
 @functools.lru_cache(maxsize=None)
 def _base_class_attributes() -> frozenset:
     """Non-property names our own workload base classes define, declare or set in __init__ (name,
-    benchmark_version, metrics_logger, EVAL_PERIOD_TIME_SEC, REFERENCE_COUNTS, ...): this plugin's
+    benchmark_version, metrics_logger, REFERENCE_COUNTS, ...): this plugin's
     bookkeeping, which upstream's workloads do not have. A workload that sets one of the base's
     properties as a plain value (`eval_batch_size = 128`) still has it logged."""
     from pytest_algoperf.api.spec import Workload

@@ -43,12 +43,18 @@ def marker_descriptions() -> List[str]:
     return sorted(lines)
 
 
-def workloads_for(mode: str, include_variants: bool) -> List[str]:
-    """Every registered workload for full runs; base and development workloads (plus variants on request) otherwise."""
+def workloads_for(mode: str, include_variants: bool, benchmark_version: str) -> List[str]:
+    """Full runs: every registered workload the benchmark version has numbers for. Smoke and step-time
+    sessions: base and development workloads (plus variants on request) of every version, so the gate
+    covers a workload before the version that scores it is selected."""
+    from scoring.versions import load_version
     from workloads.registry import list_workloads
 
     names = list_workloads()
-    if mode == "time-to-target" or include_variants:
+    if mode == "time-to-target":
+        known = load_version(benchmark_version).workloads
+        return [name for name in names if name in known]
+    if include_variants:
         return names
     return [name for name in names if not WORKLOADS[name].is_variant]
 

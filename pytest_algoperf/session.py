@@ -11,6 +11,7 @@ import pytest
 from pytest_algoperf.distributed import SINGLE_PROCESS, Ranks, session_ranks
 from pytest_algoperf.options import Settings
 from pytest_algoperf.run_plan import StepTimeCase, TrialSpec, plan_step_times, plan_trials, workloads_for
+from workloads.registry import workloads_of_other_versions
 from pytest_algoperf.seeds import search_order_seed
 from pytest_algoperf.submission_loading import SubmissionPaths
 from pytest_algoperf.api.halton import SearchSpaceError, generate_search, load_search_space
@@ -70,7 +71,13 @@ class BenchmarkSession:
                 num_trials = len(points)
         elif paths.search_space_file is not None:
             notes.append(f"self-tuning: {paths.search_space_file.name} is ignored (hyperparameters=None)")
-        workloads = workloads_for(settings.mode, settings.variants)
+        workloads = workloads_for(settings.mode, settings.variants, settings.benchmark_version)
+        if settings.mode == "time-to-target":
+            elsewhere = workloads_of_other_versions(settings.benchmark_version)
+            if elsewhere:
+                notes.append(f"benchmark {settings.benchmark_version} has no {', '.join(elsewhere)}; "
+                             f"{'they run' if len(elsewhere) > 1 else 'it runs'} under --algoperf-benchmark-version="
+                             f"{' or '.join(sorted({version for versions in elsewhere.values() for version in versions}))}")
         if settings.mode == "time-to-target":
             plan = plan_trials(workloads, settings.studies, points, num_trials, settings.seed, settings.seed_scope)
             suffix = f"-max-steps-{settings.max_steps}" if settings.is_development_run else ""

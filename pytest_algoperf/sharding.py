@@ -31,6 +31,7 @@ from pytest_algoperf import runner
 from pytest_algoperf.options import Settings
 from pytest_algoperf.session import SESSION_KEY
 from scoring.versions import load_version
+from workloads.registry import benchmark_version_for
 
 BENCHMARK_PARAMS = ("algoperf_trial", "algoperf_step_case")
 
@@ -65,12 +66,13 @@ def assign_shards(budgets: Sequence[Tuple[str, float]], num_shards: int) -> List
 
 
 def budget_function(settings: Settings) -> Callable[[str], float]:
-    """workload name -> the runtime budget (seconds) its trials train under in this session."""
-    version = load_version(settings.benchmark_version)
+    """workload name -> the runtime budget (seconds) its trials train under in this session (a smoke
+    session's workload that the selected version lacks: the budget of the version that has it)."""
     cache: Dict[str, float] = {}
 
     def budget(workload: str) -> float:
         if workload not in cache:
+            version = load_version(benchmark_version_for(workload, settings.benchmark_version))
             cache[workload] = runner.max_allowed_runtime(
                 version.target(workload).max_allowed_runtime_sec, settings.ruleset, settings.benchmark_version, settings.budget_scale
             )

@@ -11,7 +11,7 @@ from pathlib import Path
 from .layout import LogLayoutError, find_submissions
 from .pipeline import score_log_dirs
 from .problems import Problems, ScoringError
-from .versions import VersionError, available_versions, latest_version, load_version
+from .versions import DEFAULT_VERSION, VersionError, available_versions, load_version
 
 _DESCRIPTION = """\
 Score AlgoPerf training-algorithm logs: the time each submission needs to reach each workload's
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("log_dirs", nargs="+", type=Path, metavar="LOGDIR",
                         help="log directory to score; several are scored together")
-    parser.add_argument("--version", default=latest_version(), metavar="VERSION",
+    parser.add_argument("--version", default=DEFAULT_VERSION, metavar="VERSION",
                         help=f"benchmark version whose targets and rules apply: "
                              f"{', '.join(available_versions())} (default: %(default)s), "
                              f"or the path of a version JSON file")

@@ -27,13 +27,13 @@ from .profiles import score_submissions
 from .report import ScoringResult
 from .speedups import geometric_mean_speedups
 from .time_to_target import TIME_COLUMN, study_times, trial_times, workload_times
-from .versions import BenchmarkVersion, load_version
+from .versions import DEFAULT_VERSION, BenchmarkVersion, load_version
 
 PathLike = str | os.PathLike[str]
 
 
 def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
-                   version: str | BenchmarkVersion = "v0.6", self_tuning: bool = False,
+                   version: str | BenchmarkVersion = DEFAULT_VERSION, self_tuning: bool = False,
                    strict: bool = False, speedup_base: str | None = None, fast: bool = True,
                    workers: int = 1) -> ScoringResult:
     """Score submissions together, from their log directories.

@@ -37,6 +37,8 @@ def reached_target(evals: pd.DataFrame, version: BenchmarkVersion,
         if column not in evals:
             continue
         value = target.validation_target if split == "validation" else target.test_target
+        if value is None:  # no test split (finewebedu_lm): nothing on it to reach
+            continue
         rows = workload_codes == code
         metric = evals[column].to_numpy()[rows]
         with np.errstate(invalid="ignore"):

@@ -42,6 +42,7 @@ def test_describe_names_the_submission_hardware_and_settings():
         "max_steps": None,
         "smoke_steps": None,
         "torch_compile": "auto",
+        "precision": "float32",
         "stop_diverged": False,
     }
     assert describe(SETTINGS, HASH, HARDWARE, world_size=4)["world_size"] == 4
@@ -67,6 +68,7 @@ RESULT_CHANGES = [
     ({"budget_scale": 2.0}, "budget scale (--algoperf-budget-scale): 1.0 before, 2.0 now"),
     ({"max_steps": 100}, "max steps (--algoperf-max-steps): None before, 100 now"),
     ({"torch_compile": "no"}, "torch.compile (--algoperf-torch-compile): 'auto' before, 'no' now"),
+    ({"precision": "bf16"}, "precision (--algoperf-precision): 'float32' before, 'bf16' now"),
     ({"smoke": True}, "mode (smoke, time-to-target or step-time): 'time-to-target' before, "
                       "'smoke' now"),
     ({"benchmark_steps": True}, "mode (smoke, time-to-target or step-time): 'time-to-target' "

@@ -6,7 +6,8 @@ import pytest
 
 import pytest_algoperf
 from workloads.base import BenchmarkWorkload
-from workloads.registry import get_base_workload_name
+from scoring.versions import DEFAULT_VERSION
+from workloads.registry import benchmark_version_for, get_base_workload_name, workloads_of_other_versions
 
 
 def test_list_and_get_workloads():
@@ -32,10 +33,26 @@ def test_variants_map_to_their_base_workload():
     assert get_base_workload_name("mnist") == "mnist"
 
 
+def test_workloads_of_one_version_only_are_built_with_its_numbers():
+    assert benchmark_version_for("finewebedu_lm", "v0.6") == "a100"
+    assert benchmark_version_for("wmt", "v0.5") == "v0.5" and benchmark_version_for("wmt", "a100") == "a100"
+    assert workloads_of_other_versions("v0.6") == {"finewebedu_lm": ["a100"]}
+    assert workloads_of_other_versions("a100") == {}
+    with pytest.raises(ValueError, match="no numbers for benchmark version 'v0.6'"):
+        pytest_algoperf.get_workload("finewebedu_lm", "v0.6")
+    assert pytest_algoperf.get_workload("finewebedu_lm", "a100").max_allowed_runtime_sec == 31967
+
+
+@pytest.mark.parametrize("version, budget, period", [("v0.5", 48151, 840), ("v0.6", 43336, 840), ("a100", 16114, 644)])
+def test_a_workload_takes_its_budget_and_eval_period_from_the_selected_version(version, budget, period):
+    workload = pytest_algoperf.get_workload("wmt_post_ln", version)
+    assert (workload.max_allowed_runtime_sec, workload.eval_period_time_sec) == (budget, period)
+
+
 @pytest.mark.parametrize("name", pytest_algoperf.list_workloads())
 def test_every_workload_has_its_numbers_and_asks_for_its_data(name, tmp_path):
     # Models are checked per workload in tests/workloads (the big ones on the meta device).
-    workload = pytest_algoperf.get_workload(name)
+    workload = pytest_algoperf.get_workload(name, benchmark_version_for(name, DEFAULT_VERSION))
     assert workload.max_allowed_runtime_sec > 0 and workload.eval_period_time_sec > 0 and workload.step_hint > 0
     assert f"validation/{workload.target_metric_name}"
     status = workload.data_status(str(tmp_path / "empty"))

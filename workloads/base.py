@@ -1,9 +1,9 @@
 """What every benchmark workload shares: targets and budgets as data, the target check, data checks.
 
-Targets, runtime budgets and step hints are read from the benchmark version
-files in `scoring/versions/` (the same data the scorer uses), so one version
-name selects them everywhere; a workload class adds only what does not vary by
-version, such as its eval period.
+Targets, runtime budgets, step hints and eval periods are read from the
+benchmark version files in `scoring/versions/` (the same data the scorer uses),
+so one version name selects them everywhere; a workload class adds only what
+does not vary by version.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Dict, Iterator, List, Optional
 
 from pytest_algoperf.api import spec
-from scoring.versions import VersionError, load_version
+from scoring.versions import DEFAULT_VERSION, VersionError, load_version
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_BENCHMARK_VERSION = "v0.6"
+DEFAULT_BENCHMARK_VERSION = DEFAULT_VERSION
 TRAIN_NUM_WORKERS = 4  # upstream's DataLoader workers for training batches
 
 
@@ -40,12 +40,13 @@ class BenchmarkWorkload(spec.Workload):
     """A `spec.Workload` whose targets and budgets come from the selected benchmark version."""
 
     name: ClassVar[str]
-    EVAL_PERIOD_TIME_SEC: ClassVar[float]
     # Example counts per split that full prepared data must have (checked against its manifest).
     REFERENCE_COUNTS: ClassVar[Dict[str, int]] = {}
     # Training examples per smoke-gate batch (tiny data on a CPU: rows, graphs, sentences or images);
     # fewer where one example is costly.
     SMOKE_BATCH_SIZE: ClassVar[int] = 8
+    # Compute precisions the workload offers (--algoperf-precision); the first is the reference's.
+    PRECISIONS: ClassVar[tuple] = ("float32",)
 
     def __init__(self, benchmark_version: str = DEFAULT_BENCHMARK_VERSION) -> None:
         super().__init__()
@@ -60,6 +61,12 @@ class BenchmarkWorkload(spec.Workload):
         self._dropout_fixed_at_init = False  # a rate of None then still means "fixed at the workload's default"
         # Split sizes of a subset data dir (see data_manifest); None means the reference sizes.
         self._subset_sizes: Optional[Dict[str, int]] = None
+        self._precision = self.PRECISIONS[0]
+
+    def use_precision(self, precision: str) -> None:
+        """Computes in `precision` where the workload offers it; the others keep their only one."""
+        if precision in self.PRECISIONS:
+            self._precision = precision
 
     @property
     def target_metric_name(self) -> str:
@@ -79,7 +86,9 @@ class BenchmarkWorkload(spec.Workload):
 
     @property
     def eval_period_time_sec(self) -> float:
-        return self.EVAL_PERIOD_TIME_SEC
+        if self._target.eval_period_time_sec is None:
+            raise ValueError(f"Benchmark version {self.benchmark_version!r} gives no eval_period_time_sec for {self.name!r}; add it to its version file.")
+        return self._target.eval_period_time_sec
 
     @property
     def step_hint(self) -> int:

@@ -52,6 +52,8 @@ _ENTRIES: Tuple[WorkloadEntry, ...] = (
     WorkloadEntry("librispeech_deepspeech_tanh", "workloads.librispeech_deepspeech.workload", "LibriSpeechDeepSpeechTanhWorkload", base="librispeech_deepspeech", family="librispeech"),
     WorkloadEntry("librispeech_deepspeech_no_resnet", "workloads.librispeech_deepspeech.workload", "LibriSpeechDeepSpeechNoResNetWorkload", base="librispeech_deepspeech", family="librispeech"),
     WorkloadEntry("librispeech_deepspeech_norm_and_spec_aug", "workloads.librispeech_deepspeech.workload", "LibriSpeechDeepSpeechNormAndSpecAugWorkload", base="librispeech_deepspeech", family="librispeech"),
+    # -- finewebedu_lm (benchmark version a100 only) --
+    WorkloadEntry("finewebedu_lm", "workloads.finewebedu_lm.workload", "LmWorkload", base="finewebedu_lm", family="finewebedu_lm"),
     # -- ogbg entries --
     WorkloadEntry("ogbg", "workloads.ogbg.workload", "OgbgWorkload", base="ogbg", family="ogbg"),
     WorkloadEntry("ogbg_gelu", "workloads.ogbg.workload", "OgbgGeluWorkload", base="ogbg", family="ogbg"),
@@ -72,10 +74,11 @@ _ENTRIES: Tuple[WorkloadEntry, ...] = (
 
 WORKLOADS: Dict[str, WorkloadEntry] = {entry.name: entry for entry in _ENTRIES}
 
-# The scored base workloads of the benchmark (reference §0); used to map variants to their base.
+# The scored base workloads of every benchmark version (reference §0; finewebedu_lm from the a100
+# version on); used to map variants to their base.
 BASE_WORKLOADS = (
     "criteo1tb", "fastmri", "imagenet_resnet", "imagenet_vit",
-    "librispeech_conformer", "librispeech_deepspeech", "ogbg", "wmt",
+    "librispeech_conformer", "librispeech_deepspeech", "finewebedu_lm", "ogbg", "wmt",
 )
 
 
@@ -96,6 +99,29 @@ def workload_entry(name: str) -> WorkloadEntry:
         raise UnknownWorkloadError(
             f"Unknown workload {name!r}. Known workloads: {', '.join(list_workloads())}."
         ) from None
+
+
+def benchmark_version_for(name: str, preferred: str) -> str:
+    """`preferred` when it has numbers for the workload, else the first shipped version that does
+    (smoke and step-time sessions build finewebedu_lm under v0.6 with a100's numbers)."""
+    from scoring.versions import available_versions, load_version
+
+    for version in [preferred] + available_versions():
+        if name in load_version(version).workloads:
+            return version
+    raise UnknownWorkloadError(f"No benchmark version has numbers for workload {name!r}.")
+
+
+def workloads_of_other_versions(benchmark_version: str) -> Dict[str, List[str]]:
+    """Registered non-development workloads the version lacks, each with the versions that have them."""
+    from scoring.versions import available_versions, load_version
+
+    known = load_version(benchmark_version).workloads
+    missing: Dict[str, List[str]] = {}
+    for name, entry in WORKLOADS.items():
+        if name not in known and not entry.development:
+            missing[name] = [version for version in available_versions() if name in load_version(version).workloads]
+    return missing
 
 
 def get_workload(name: str, benchmark_version: str = DEFAULT_BENCHMARK_VERSION) -> BenchmarkWorkload:

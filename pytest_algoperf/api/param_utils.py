@@ -61,7 +61,7 @@ def _norm_type(name: str, scale: ParameterType, bias: ParameterType) -> Paramete
 def _attention_type(name: str) -> ParameterType:
     if "bias" in name:
         return ParameterType.ATTENTION_BIAS
-    if "in_proj" in name:
+    if "in_proj" in name or "qkv" in name:  # fused projections: nn.MultiheadAttention's, finewebedu_lm's w_qkv
         return ParameterType.ATTENTION_QKV
     if "kv_proj" in name:
         return ParameterType.ATTENTION_KV

@@ -21,14 +21,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+# The version a run or a scoring uses unless told otherwise: the published leaderboard's. The A100
+# version (a100.json) becomes the default once its leaderboard is the published one.
+DEFAULT_VERSION = "v0.6"
+
 # The fields a workload entry may inherit from its base workload (spec §5: "All variants inherit
 # data, budgets, eval period, step_hint ... from their base workload. Metric directions as base.")
 _INHERITED_FIELDS = ("metric", "goal", "validation_target", "test_target",
                      "max_allowed_runtime_sec", "step_hint")
+_OPTIONAL_INHERITED_FIELDS = ("eval_period_time_sec",)  # read by runs only; scoring needs none
 
 _GOALS = ("minimize", "maximize")
 # Every key an entry may have: a misspelt one would silently inherit its base's value.
-_WORKLOAD_KEYS = set(_INHERITED_FIELDS) | {"base", "development", "note"}
+_WORKLOAD_KEYS = set(_INHERITED_FIELDS) | set(_OPTIONAL_INHERITED_FIELDS) | {"base", "development", "note"}
 
 
 class VersionError(ValueError):
@@ -43,11 +48,12 @@ class WorkloadTarget:
     metric: str  # metric key without split prefix, e.g. "accuracy"
     goal: str  # "minimize" or "maximize"
     validation_target: float
-    test_target: float
+    test_target: float | None  # None: no test split (finewebedu_lm), the test target counts as reached
     max_allowed_runtime_sec: float  # external-tuning budget; self-tuning multiplies it
     step_hint: int
     base: str | None = None  # the base workload of a variant, None for a base workload
     development: bool = False  # mnist, cifar, criteo1tb_test: never part of a score
+    eval_period_time_sec: float | None = None  # wall-clock seconds between evals in a run
 
     @property
     def validation_column(self) -> str:
@@ -105,14 +111,10 @@ class BenchmarkVersion:
 
 
 def available_versions() -> list[str]:
-    """Names of the versions shipped with the package, oldest first (e.g. ['v0.5', 'v0.6'])."""
+    """Names of the versions shipped with the package, oldest first (['v0.5', 'v0.6', 'a100'])."""
     names = [entry.name[:-len(".json")] for entry in resources.files(__name__).iterdir()
              if entry.name.endswith(".json")]
     return sorted(names, key=_version_sort_key)
-
-
-def latest_version() -> str:
-    return available_versions()[-1]
 
 
 def load_version(name_or_path: str | os.PathLike[str]) -> BenchmarkVersion:
@@ -122,7 +124,7 @@ def load_version(name_or_path: str | os.PathLike[str]) -> BenchmarkVersion:
         text, source = path.read_text(), str(path)
     else:
         name = str(name_or_path)
-        name = name if name.startswith("v") else f"v{name}"
+        name = name if name.startswith("v") or not name[:1].isdigit() else f"v{name}"  # "0.6" -> "v0.6"
         file = resources.files(__name__).joinpath(f"{name}.json")
         if not file.is_file():
             raise VersionError(f"unknown benchmark version {str(name_or_path)!r}; "
@@ -185,7 +187,7 @@ def _parse_workload(name: str, entries: Mapping[str, Any], source: str,
     base = entry.get("base")
     if base is not None:
         inherited = _parse_workload(base, entries, source, seen + (name,))
-        for field in _INHERITED_FIELDS:
+        for field in _INHERITED_FIELDS + _OPTIONAL_INHERITED_FIELDS:
             entry.setdefault(field, getattr(inherited, field))
     missing = [field for field in _INHERITED_FIELDS if field not in entry]
     if missing:
@@ -198,16 +200,18 @@ def _parse_workload(name: str, entries: Mapping[str, Any], source: str,
         metric=str(entry["metric"]),
         goal=str(entry["goal"]),
         validation_target=float(entry["validation_target"]),
-        test_target=float(entry["test_target"]),
+        test_target=None if entry["test_target"] is None else float(entry["test_target"]),
         max_allowed_runtime_sec=float(entry["max_allowed_runtime_sec"]),
         step_hint=int(entry["step_hint"]),
         base=base,
         development=bool(entry.get("development", False)),
+        eval_period_time_sec=None if entry.get("eval_period_time_sec") is None else float(entry["eval_period_time_sec"]),
     )
     if not math.isfinite(target.validation_target):
         raise VersionError(f"{source}: workload {name!r} has a non-finite validation target")
     return target
 
 
-def _version_sort_key(name: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", name))
+def _version_sort_key(name: str) -> tuple[int, tuple[int, ...]]:
+    """Numbered releases (v0.5, v0.6) in order, then the hardware versions (a100) after them."""
+    return (0 if name.startswith("v") else 1, tuple(int(part) for part in re.findall(r"\d+", name)))

@@ -28,6 +28,7 @@ BATCH_SIZES = {
     "imagenet_vit": 1024,
     "librispeech_conformer": 256,
     "librispeech_deepspeech": 256,
+    "finewebedu_lm": 64,  # upstream's pytorch_nadamw_full_budget and the A100 self-tuning submissions
     "ogbg": 512,
     "wmt": 128,
     "mnist": 16,

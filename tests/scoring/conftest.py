@@ -15,8 +15,9 @@ V06 = load_version("v0.6")
 class LogTree:
     """Builds an AlgoPerf log tree under ``root``, one trial at a time."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, version=V06):
         self.root = root
+        self.version = version  # whose targets the curves are written against
 
     def trial(self, submission: str, study: int, workload: str, trial: int,
               metric: Sequence[float], times: Sequence[float] | None = None,
@@ -27,7 +28,7 @@ class LogTree:
         ``metric`` is the workload's validation target metric per eval; ``times`` the ``score``
         column (default 100, 200, ...). Returns the CSV path.
         """
-        target = V06.target(workload)
+        target = self.version.target(workload)
         n = len(metric)
         times = list(times) if times is not None else [100.0 * (i + 1) for i in range(n)]
         test_metric = list(test_metric) if test_metric is not None else list(metric)
@@ -54,11 +55,10 @@ class LogTree:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    @staticmethod
-    def curve(workload: str, reach_at: int | None, n_evals: int | None = None) -> list[float]:
+    def curve(self, workload: str, reach_at: int | None, n_evals: int | None = None) -> list[float]:
         """A validation metric curve first meeting the workload's target exactly at eval
         ``reach_at`` (never if None)."""
-        target = V06.target(workload)
+        target = self.version.target(workload)
         n = n_evals or (reach_at + 2 if reach_at is not None else 4)
         worse = target.validation_target * (1.5 if target.minimize else 0.5)
         return [target.validation_target if reach_at is not None and i >= reach_at else worse

@@ -27,7 +27,6 @@ class CifarWorkload(ImageClassificationWorkload):
     """ResNet-18 on CIFAR-10; targets, budget and step hint: scoring/versions/*.json."""
 
     name = "cifar"
-    EVAL_PERIOD_TIME_SEC = 600
     REFERENCE_COUNTS = dict(input_pipeline.REFERENCE_COUNTS)
 
     @property

@@ -21,7 +21,6 @@ class Criteo1TbWorkload(BenchmarkWorkload):
     """DLRM-small on Criteo 1TB; targets, budget (7,703 s) and step hint (10,666): scoring/versions/*.json."""
 
     name = "criteo1tb"
-    EVAL_PERIOD_TIME_SEC = 120
     REFERENCE_COUNTS = prepared_data.REFERENCE_COUNTS
 
     vocab_size: int = 32 * 128 * 1024  # 4,194,304 embedding rows

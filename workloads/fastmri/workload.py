@@ -32,7 +32,6 @@ class FastMRIWorkload(BenchmarkWorkload):
     """U-Net on fastMRI knee single-coil; targets, budget (4,430 s; v0.5 8,859 s) and step hint: scoring/versions/*.json."""
 
     name = "fastmri"
-    EVAL_PERIOD_TIME_SEC = 80
     # Slices per split: all training volumes; the first 100 sorted validation volumes; the other 99.
     REFERENCE_COUNTS = {"train": 34_742, "validation": 3_554, "test": 3_581}
     # A 320x320 U-Net step costs about 1.6 s per slice on one CPU core: two slices keep the smoke gate short.

@@ -27,7 +27,6 @@ class ImagenetResNetWorkload(ImageClassificationWorkload):
     """ResNet-50 on ImageNet; targets, budget (66,159 s; v0.5 63,008 s) and step hint: scoring/versions/*.json."""
 
     name = "imagenet_resnet"
-    EVAL_PERIOD_TIME_SEC = 510
     # Images per split of the prepared manifest: ILSVRC 2012 train and val, ImageNet-v2 as test.
     REFERENCE_COUNTS = dict(input_pipeline.REFERENCE_COUNTS)
     # A 224x224 ResNet-50 step is slow on a CPU (~4 GFLOPs forward per image): two keep the smoke gate short.

@@ -32,7 +32,6 @@ class ImagenetVitWorkload(ImagenetResNetWorkload):
     """ViT-S/16 on ImageNet; targets, budget (69,768 s; v0.5 77,520 s) and step hint: scoring/versions/*.json."""
 
     name = "imagenet_vit"
-    EVAL_PERIOD_TIME_SEC = 420
     HAS_BATCH_NORM = False
 
     # --- model choices the variants change ------------------------------------------------

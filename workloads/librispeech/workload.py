@@ -49,7 +49,6 @@ class LibriSpeechWorkload(BenchmarkWorkload):
     # tf.string tensor adds two words to every reference, and the targets were set with that count.
     WER_AS_UPSTREAM = True
 
-    EVAL_PERIOD_TIME_SEC = 1440
     REFERENCE_COUNTS = dict(input_pipeline.REFERENCE_COUNTS)
     # Every utterance is 320,000 samples of audio (padded), about 25 GMACs in the subsampling convs
     # alone: one per smoke step keeps the CPU gate short.

@@ -19,7 +19,6 @@ from workloads.mnist.model import MnistMLP
 
 class MnistWorkload(BenchmarkWorkload):
     name = "mnist"
-    EVAL_PERIOD_TIME_SEC = 10  # targets, budget (60 s) and step hint (7813): scoring/versions/*.json
     REFERENCE_COUNTS = {"train": 60_000, "test": 10_000}  # digits in the two official IDX files
 
     # --- constants -------------------------------------------------------

@@ -36,7 +36,6 @@ from workloads.ogbg.raw_format import REFERENCE_SPLIT_SIZES
 
 class OgbgWorkload(BenchmarkWorkload):
     name = "ogbg"
-    EVAL_PERIOD_TIME_SEC = 240  # 4 minutes; targets, budget and step hint: scoring/versions/*.json
     REFERENCE_COUNTS = REFERENCE_SPLIT_SIZES
     NUM_OUTPUTS = 128  # one logit per PubChem bioassay task
 
