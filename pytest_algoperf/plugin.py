@@ -93,6 +93,8 @@ def pytest_report_header(config: pytest.Config) -> list:
         f"algoperf: data {settings.data_dir if settings.mode == 'time-to-target' else '(tiny data prepared for this session)'}, "
         f"results {session.experiment_dir}",
     ]
+    if settings.precision != "float32":
+        lines.append(f"algoperf: precision {settings.precision} (autocast) where a workload offers it (finewebedu_lm)")
     if settings.is_development_run:
         lines.append(f"algoperf: development run, every trial stops after {settings.max_steps} steps and is not scored")
     if settings.mode != "time-to-target":

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Dict, Iterator, List, Optional
 
 from pytest_algoperf.api import spec
-from scoring.versions import DEFAULT_VERSION, VersionError, load_version
+from scoring.versions import DEFAULT_VERSION, VersionError, available_versions, load_version
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +53,9 @@ class BenchmarkWorkload(spec.Workload):
         try:
             self._target = load_version(benchmark_version).target(self.name)
         except (VersionError, KeyError) as error:
-            raise ValueError(f"Workload {self.name!r} has no numbers for benchmark version {benchmark_version!r}: {error}") from None
+            elsewhere = [version for version in available_versions() if self.name in load_version(version).workloads]
+            hint = f"; it is part of {', '.join(elsewhere)} (--algoperf-benchmark-version={elsewhere[0]})" if elsewhere else ""
+            raise ValueError(f"Workload {self.name!r} has no numbers for benchmark version {benchmark_version!r}: {error}{hint}") from None
         self.benchmark_version = benchmark_version
         # Set by v0.5-API runs, where dropout is fixed when the model is built.
         self._init_dropout_rate: Optional[float] = None

@@ -90,6 +90,22 @@ def _librispeech(data_dir: Path) -> None:
     sample_data.write_prepared_data_dir(data_dir, counts, seconds=6.0)
 
 
+SMOKE_LM_DOCUMENTS = ("Artistic", "CC0-1.0")  # /usr/share/common-licenses files (base-files)
+
+
+def _finewebedu_lm(data_dir: Path) -> None:
+    from workloads.finewebedu_lm import prepare, sample_data
+
+    # Two whole real English documents, Debian's Artistic and CC0 licence texts (about 1,400 and 1,650
+    # GPT-2 tokens), as a FineWeb-Edu parquet shard. The split rule puts one in train and one in
+    # validation, one 1,025-token window each: an eval passes two sequences through the 253 M-parameter
+    # model (about 0.5 TFLOP each).
+    rows = [row for row in sample_data.documents() if Path(row["file_path"]).name in SMOKE_LM_DOCUMENTS]
+    raw = data_dir / "finewebedu_lm_smoke_raw"
+    sample_data.write_raw_dir(raw, rows=rows)
+    if prepare.main(["--data-dir", str(data_dir), "--raw-dir", str(raw), "--subset", "--workers", "1"]) != 0:
+        raise RuntimeError(f"preparing the finewebedu_lm smoke data from {raw} failed (see the message above)")
+
 SMOKE_DATA_WRITERS: Dict[str, Callable[[Path], None]] = {
     "mnist": _mnist,
     "ogbg": _ogbg,
@@ -99,6 +115,7 @@ SMOKE_DATA_WRITERS: Dict[str, Callable[[Path], None]] = {
     "imagenet": _imagenet,
     "cifar": _cifar,
     "librispeech": _librispeech,
+    "finewebedu_lm": _finewebedu_lm,
 }
 
 

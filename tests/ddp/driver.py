@@ -33,7 +33,8 @@ from pytest_algoperf.api.halton import hyperparameters_from_dict  # noqa: E402
 from pytest_algoperf.api.pytorch_utils import pytorch_init, pytorch_setup  # noqa: E402
 from pytest_algoperf.submission_loading import load_submission  # noqa: E402
 from workloads import parallel  # noqa: E402
-from workloads.registry import get_workload  # noqa: E402
+from scoring.versions import DEFAULT_VERSION  # noqa: E402
+from workloads.registry import benchmark_version_for, get_workload  # noqa: E402
 
 SUBMISSION_DIR = REPO_ROOT / "submissions" / "nadamw"
 
@@ -51,6 +52,7 @@ SETTINGS = {
     "cifar": (4, 4, 2),
     "librispeech_conformer": (2, 2, 2),  # one 20 s utterance per rank; step 0 of the warmup has learning rate ~0
     "librispeech_deepspeech": (2, 2, 2),
+    "finewebedu_lm": (4, 4, 2),  # a narrow model (see build): 1,024-token windows, the real vocabulary
 }
 # Workloads whose models normalise with batch statistics: under DDP each rank normalises its own
 # rows (plain BatchNorm, as upstream), so the one-process run emulates the ranks (PerRankBatchNorm).
@@ -73,7 +75,8 @@ def digest(*arrays: Any) -> str:
 def row_digests(batch: Dict[str, Any]) -> List[str]:
     """One digest per row over every key of the batch (keys in sorted order; a tuple value, as
     LibriSpeech's (audio, paddings), counts as its tensors)."""
-    tensors = [t for key in sorted(batch) for t in (batch[key] if isinstance(batch[key], tuple) else (batch[key],))]
+    tensors = [t for key in sorted(batch) if batch[key] is not None  # finewebedu_lm trains with weights=None
+               for t in (batch[key] if isinstance(batch[key], tuple) else (batch[key],))]
     return [digest(*(tensor[row] for tensor in tensors)) for row in range(len(tensors[0]))]
 
 
@@ -186,7 +189,7 @@ def deterministic_augmentation(name: str, workload) -> None:
 
 
 def build(name: str, data_dir: str):
-    workload = get_workload(name)
+    workload = get_workload(name, benchmark_version_for(name, DEFAULT_VERSION))
     workload.use_prepared_data(data_dir)
     deterministic_augmentation(name, workload)
     if name.startswith("wmt"):
@@ -197,6 +200,11 @@ def build(name: str, data_dir: str):
         workload.model_config = TransformerConfig(
             vocab_size=prepared.vocab_size, d_model=32, num_heads=4, d_hidden=64, num_layers=2, max_length=prepared.max_length
         )
+    if name == "finewebedu_lm":
+        from workloads.finewebedu_lm.model import ModelConfig
+
+        # Narrow and shallow (the full model is 0.5 TFLOP per sequence); windows and vocabulary as the reference.
+        workload.model_config = ModelConfig(model_dim=64, num_heads=2, num_layers=2, expanded_model_dim=128, multiple_of=32)
     return workload
 
 

@@ -30,7 +30,8 @@ import pytest
 from workloads.fastmri.sample_data import scan_available
 from workloads.imagenet.sample_data import sample_images_available
 from workloads.librispeech.sample_data import speech_available
-from workloads.registry import get_workload
+from scoring.versions import DEFAULT_VERSION
+from workloads.registry import benchmark_version_for, get_workload
 from workloads.smoke_data import prepare_smoke_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +40,7 @@ DRIVER = Path(__file__).with_name("driver.py")
 WORKLOADS = ("mnist", "ogbg", "wmt", "criteo1tb_test", "cifar") + (("fastmri",) if scan_available() else ())
 WORKLOADS += ("imagenet_resnet", "imagenet_vit") if sample_images_available() else ()
 WORKLOADS += ("librispeech_conformer", "librispeech_deepspeech") if speech_available() else ()
+WORKLOADS += ("finewebedu_lm",)  # Debian's licence texts (base-files, on every Debian system)
 # Where rank r's rows sit in a global batch: a block (rank 0 the first half, as upstream's rank 0
 # scatters them), or every N-th row from row r (DistributedSampler and upstream's eval sampler).
 INTERLEAVED_ROWS = ("imagenet_resnet", "imagenet_vit", "cifar", "librispeech_conformer", "librispeech_deepspeech")
@@ -69,7 +71,7 @@ def _read(out: Path, name: str, world: int) -> List[dict]:
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ddp-data")
     for name in WORKLOADS:
-        prepare_smoke_data(get_workload(name).dataset_name, root)
+        prepare_smoke_data(get_workload(name, benchmark_version_for(name, DEFAULT_VERSION)).dataset_name, root)
     return root
 
 
@@ -157,7 +159,8 @@ def test_metrics_after_training_equal_a_single_process(runs, name):
 
 
 @pytest.mark.parametrize("name, metric", [("mnist", "train/loss"), ("imagenet_resnet", "train/loss"),
-                                          ("librispeech_conformer", "train/ctc_loss"), ("librispeech_deepspeech", "train/ctc_loss")])
+                                          ("librispeech_conformer", "train/ctc_loss"), ("librispeech_deepspeech", "train/ctc_loss"),
+                                          ("finewebedu_lm", "validation/loss")])
 def test_training_moves_the_metrics_far_beyond_the_tolerance(runs, name, metric):
     if name not in runs["single"]:
         pytest.skip(f"{name}'s sample data is not installed")

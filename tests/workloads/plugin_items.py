@@ -104,12 +104,13 @@ def upstream_submission(
     return folder
 
 
-def run_items(pytester, submission: Path, data_dir: Path, results_dir: Path, selection: str, steps: int = 2):
-    """One study, one trial of every selected item, `steps` steps each (an eval after the first and the last)."""
+def run_items(pytester, submission: Path, data_dir: Path, results_dir: Path, selection: str, steps: int = 2, *options: str):
+    """One study, one trial of every selected item, `steps` steps each (an eval after the first and the last);
+    `options` are further plugin options (e.g. the benchmark version)."""
     return pytester.runpytest(
         f"--algoperf-submission={submission}", f"--algoperf-data-dir={data_dir}", f"--algoperf-results-dir={results_dir}",
         f"--algoperf-max-steps={steps}", "--algoperf-studies=1", "--algoperf-trials=1", "-k", selection, "-rs",
-        "-p", "no:cacheprovider",
+        "-p", "no:cacheprovider", *options,
     )
 
 
