@@ -1,9 +1,12 @@
 """finewebedu_lm as a plugin item under the a100 benchmark version: real English text (Debian's licence
-texts) written as a FineWeb-Edu parquet shard, prepared by the real command, trained for one step of
-the full 253 M-parameter model by an upstream-API submission, and evaluated, on CPU.
+texts) written as a FineWeb-Edu parquet shard, prepared by the real command, trained for a step by an
+upstream-API submission, and evaluated, on CPU.
 
-The NAdamW baseline runs the same item in the smoke gate (tests/test_smoke_gate.py); one forward
-and backward pass of a 1,024-token sequence costs about 1.5 TFLOP, so the item is run once here.
+The item runs a narrow model of the same class (the workload's MODEL_CONFIG, swapped in this process):
+what an upstream-API submission meets — the batches, model_fn, loss_fn, the eval and the a100 numbers —
+is the same for every width. The full 253 M-parameter model runs through the plugin in the smoke gate
+with the NAdamW baseline (tests/test_smoke_gate.py, about 55 s on one CPU thread: one 1,024-token
+training step is about 1.5 TFLOP) and is checked on its own in test_finewebedu_lm_model.py.
 """
 
 from __future__ import annotations
@@ -42,12 +45,17 @@ def test_the_workload_is_collected_only_under_a_version_that_has_it(pytester, tm
     assert "finewebedu_lm-study0" not in result.stdout.str()
 
 
-def test_an_upstream_api_submission_trains_and_evaluates(pytester, data_dir, tmp_path):
+def test_an_upstream_api_submission_trains_and_evaluates(pytester, data_dir, tmp_path, monkeypatch):
+    from workloads.finewebedu_lm.model import ModelConfig
+    from workloads.finewebedu_lm.workload import LmWorkload
+
+    monkeypatch.setattr(LmWorkload, "MODEL_CONFIG", ModelConfig(model_dim=64, num_heads=2, num_layers=2, expanded_model_dim=128, multiple_of=32))
     submission = upstream_submission(pytester.path / "upstream_adam", 1, 2, UPSTREAM_CHECKS)
-    result = run_items(pytester, submission, data_dir, tmp_path, "finewebedu_lm", 1, A100)
+    result = run_items(pytester, submission, data_dir, tmp_path, "finewebedu_lm", 2, A100)
     result.assert_outcomes(passed=1)
-    (row,) = eval_rows(tmp_path, "finewebedu_lm")  # one step: the eval after it
-    assert row["global_step"] == "1"
+    rows = eval_rows(tmp_path, "finewebedu_lm")
+    assert [row["global_step"] for row in rows] == ["1", "2"]  # an eval after the first and the last step
+    row = rows[-1]
     assert 9.5 < float(row["validation/loss"]) < 12.5  # about ln 50,257 = 10.8 for the new model
     assert float(row["validation/ppl"]) == pytest.approx(2.718281828459045 ** float(row["validation/loss"]), rel=1e-6)
     assert (float(row["test/ppl"]), float(row["test/num_examples"]), float(row["validation/num_examples"])) == (1.0, 0.0, 1.0)
