@@ -1,11 +1,15 @@
-"""Benchmark versions as data: which workloads count, their targets, budgets and study rules.
+"""Benchmark versions as data: which workloads count, their targets, budgets, eval periods and study rules.
 
 Every version lives in ``scoring/versions/<name>.json``, beside this module; adding a version means
 adding a file (it ships as package data of ``scoring.versions``).
 A file names the scored base workloads, the held-out workloads (v0.5's "infinite" rule, spec §6.4),
 how many studies and trials a submission runs, the self-tuning budget factor, and one entry per
-workload the benchmark knows. A variant entry names its ``base`` and inherits from it whatever it
-does not set itself (metric, goal, budget, step hint, and even targets, as ``criteo1tb_test`` does).
+workload the benchmark knows (its metric and goal, targets, budget, step hint and the eval period a
+run uses; a ``null`` test target means the workload has no test split). A variant entry names its
+``base`` and inherits from it whatever it does not set itself (metric, goal, budget, step hint, eval
+period, and even targets, as ``criteo1tb_test`` does).
+Shipped: ``v0.5`` and ``v0.6`` (8x V100) and ``a100`` (4x A100, nine base workloads); the default
+is :data:`DEFAULT_VERSION`.
 Development workloads (``"development": true``) get time-to-target tables but are never scored.
 """
 
