@@ -11,6 +11,7 @@ import pytest
 
 from pytest_algoperf import resume, runner
 from pytest_algoperf.call_monitor import CallMonitor
+from pytest_algoperf.item_properties import flat_properties
 from pytest_algoperf.session import RECORD_PROPERTY
 from pytest_algoperf.verdict import failure_message, record_failure_message, trial_record
 
@@ -19,7 +20,7 @@ def test_time_to_target(request, algoperf_trial, algoperf_session, algoperf_tria
     """Trains to the validation target within the workload's runtime budget."""
     if algoperf_trial_history.state == resume.FINISHED:
         record = resume.reused_record(algoperf_trial_history)
-        request.node.user_properties.append((RECORD_PROPERTY, record))
+        request.node.user_properties += [(RECORD_PROPERTY, record)] + flat_properties(record)
         message = record_failure_message(record)
         if message is not None:
             pytest.fail(f"(reused result) {message}", pytrace=False)
@@ -32,7 +33,7 @@ def test_time_to_target(request, algoperf_trial, algoperf_session, algoperf_tria
     outcome = run_trial(budget, settings.max_steps, CallMonitor(timeout=settings.timeout) if settings.timeout else None)
     development_run = settings.is_development_run or workload.on_subset_data
     record = trial_record(algoperf_trial, workload, outcome, budget, development_run)
-    request.node.user_properties.append((RECORD_PROPERTY, record))
+    request.node.user_properties += [(RECORD_PROPERTY, record)] + flat_properties(record)
     if algoperf_session.ranks.is_writer:
         resume.mark_finished(algoperf_trial_dir, record)
     message = failure_message(record, outcome)

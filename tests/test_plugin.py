@@ -368,3 +368,22 @@ def test_xdist_gives_the_same_results_as_a_single_process(pytester, mnist_data_d
     # Session-level files come from the controller only, once.
     assert (tmp_path / "parallel" / "nadamw-max-steps-3" / "time_to_target_summary.csv").is_file()
     parallel.stdout.fnmatch_lines(["*AlgoPerf time to target*"])
+
+
+def test_junitxml_carries_each_items_result_as_properties(pytester, mnist_data_dir, tmp_path):
+    import xml.etree.ElementTree as ElementTree
+
+    report = tmp_path / "junit.xml"
+    result = _run(pytester, f"--junitxml={report}", *_mnist_args(mnist_data_dir, tmp_path / "results", "--algoperf-studies=1",
+                                                               "--algoperf-trials=2", "--algoperf-max-steps=3"))
+    result.assert_outcomes(passed=2)
+    cases = {case.get("name"): case for case in ElementTree.parse(report).getroot().iter("testcase")}
+    assert set(cases) == {"test_time_to_target[mnist-study0-trial1]", "test_time_to_target[mnist-study0-trial2]"}
+    for name, case in cases.items():
+        properties = {prop.get("name"): prop.get("value") for prop in case.iter("property")}
+        assert properties["algoperf_status"] == "unscored"  # a max-steps run is never scored
+        assert properties["algoperf_steps"] == "3" and properties["algoperf_time_to_target_sec"] == "inf"
+        assert properties["algoperf_target"] == "validation/accuracy > 0.97"
+        assert float(properties["algoperf_budget_sec"]) == 60.0
+        assert 0.0 <= float(properties["algoperf_best_metric"]) <= 1.0
+        assert properties["algoperf_stop_reason"]
