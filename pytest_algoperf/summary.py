@@ -12,6 +12,7 @@ import math
 import statistics
 from typing import Any, Dict, List
 
+from pytest_algoperf import summary_json
 from pytest_algoperf.results import write_atomically
 from pytest_algoperf.session import BenchmarkSession
 
@@ -120,5 +121,6 @@ def write(session: BenchmarkSession, rows: List[Dict[str, Any]], result) -> None
     body = [",".join("" if row[c] is None else str(row[c]) for c in COLUMNS) for row in rows]
     write_atomically(session.session_file(SUMMARY_CSV), "\n".join([header, *body]) + "\n")
     write_atomically(session.session_file(SUMMARY_TEXT), render_rows(rows, session, result) + "\n")
+    summary_json.write(session, rows, result)
     if session.settings.compare:
         result.write(session.session_file(SCORING_DIR))

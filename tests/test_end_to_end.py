@@ -1,6 +1,7 @@
 """The NAdamW baseline trained to target on the real MNIST digits, through the plugin, on this CPU."""
 
 import csv
+import json
 
 
 
@@ -38,3 +39,9 @@ def test_nadamw_baseline_reaches_the_mnist_target(pytester, mnist_data_dir, tmp_
     assert all(float(row["validation/accuracy"]) <= 0.97 or float(row["test/accuracy"]) <= 0.97 for row in rows[:-1])
     result.stdout.fnmatch_lines(["*0*reached", "*AlgoPerf benchmark score*", "reference: time to target*", "*mnist*10*10"])
     assert (results / "nadamw" / "scoring" / "time_to_targets.csv").is_file()
+    summary = json.loads((results / "nadamw" / "summary.json").read_text())
+    (item,) = summary["items"]
+    first_reaching = next(row for row in rows if float(row["validation/accuracy"]) > 0.97)
+    assert item["status"] == "reached" and item["time_to_target_sec"] == float(first_reaching["score"])
+    assert 0.0 < summary["workloads"]["mnist"]["median_time_to_target_sec"] <= float(first_reaching["score"])
+    assert summary["score"] is None  # MNIST is a development workload: never part of a benchmark score

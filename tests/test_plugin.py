@@ -387,3 +387,20 @@ def test_junitxml_carries_each_items_result_as_properties(pytester, mnist_data_d
         assert float(properties["algoperf_budget_sec"]) == 60.0
         assert 0.0 <= float(properties["algoperf_best_metric"]) <= 1.0
         assert properties["algoperf_stop_reason"]
+
+
+def test_summary_json_holds_the_items_outcomes_and_times(pytester, mnist_data_dir, tmp_path):
+    results = tmp_path / "results"
+    result = _run(pytester, *_mnist_args(mnist_data_dir, results, "--algoperf-studies=2", "--algoperf-trials=1", "--algoperf-max-steps=2"))
+    result.assert_outcomes(passed=2)
+    summary = json.loads((results / "nadamw-max-steps-2" / "summary.json").read_text())
+    assert (summary["schema"], summary["schema_version"], summary["experiment"]) == ("pytest-algoperf/summary", 1, "nadamw-max-steps-2")
+    assert (summary["ruleset"], summary["benchmark_version"], summary["development_run"]) == ("external", "v0.6", True)
+    assert [item["id"] for item in summary["items"]] == ["mnist-study0-trial1", "mnist-study1-trial1"]
+    item = summary["items"][0]
+    assert (item["status"], item["steps"], item["evals"], item["time_to_target_sec"]) == ("unscored", 2, 2, None)
+    assert item["target"] == "validation/accuracy > 0.97" and item["budget_sec"] == 60.0 and item["reused"] is False
+    assert summary["outcomes"] == {"unscored": 2}
+    mnist = summary["workloads"]["mnist"]
+    assert mnist["median_time_to_target_sec"] is None and [study["study"] for study in mnist["studies"]] == [0, 1]
+    assert summary["score"] is None  # scored only among reference logs (--algoperf-compare)
