@@ -119,15 +119,14 @@ class LmWorkload(BenchmarkWorkload):
         parallel.check_same_seed_on_every_rank(data_rng, world=world)
         world.local_batch_size(global_batch_size)  # under DDP: fails here, with the fix, when ranks do not divide it
         prepared = input_pipeline.open_prepared(self.dataset_dir(data_dir))
-        if split == "train":
-            batches = host_batches.prefetched(input_pipeline.train_batches(prepared, global_batch_size, seed=int(data_rng[0])))
-        else:
+        if split != "train" and num_batches is None:
             size = self.num_eval_train_examples if split == "eval_train" else self.num_validation_examples
-            batches = input_pipeline.eval_batches(
-                prepared, split, global_batch_size,
-                num_batches=num_batches if num_batches is not None else math.ceil(size / global_batch_size),
-                repeat=bool(repeat_final_dataset),
-            )
+            num_batches = math.ceil(size / global_batch_size)
+        batches = input_pipeline.numpy_batches(
+            prepared, split, global_batch_size, seed=int(data_rng[0]), num_batches=num_batches, repeat=bool(repeat_final_dataset)
+        )
+        if split == "train":
+            batches = host_batches.prefetched(batches)
         # Every rank builds the same global batches and keeps block `rank` of each (for training the
         # same rows upstream's strided local batches give it).
         world_size = world.num_shards if world.use_ddp else 1
