@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Debian packages that ship real data for the tests and smoke runs (nothing downloads data at
 # run time): mricron-data's T1 scan becomes the fastMRI sample k-space; pocketsphinx-testdata's
 # LibriVox recordings and asterisk's spoken prompts (with their transcripts) become the LibriSpeech
-# sample archives. Each is named with a
+# sample archives; chromium's headless shell renders the pytest-html report in its test. Each is named with a
 # file it installs, so a machine that has them skips apt. On CI (CI=true) a package that
 # cannot be installed is an error; elsewhere a warning, and the tests that need it skip.
 DEBIAN_PACKAGES=(
@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
   pocketsphinx-testdata:/usr/share/pocketsphinx/test/data/librivox
   asterisk-core-sounds-en-wav:/usr/share/asterisk/sounds/en_US_f_Allison/digits/1.wav
   asterisk-core-sounds-en:/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz
+  chromium-headless-shell:/usr/bin/chromium-headless-shell
 )
 missing=()
 for entry in "${DEBIAN_PACKAGES[@]}"; do
