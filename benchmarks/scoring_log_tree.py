@@ -2,10 +2,13 @@
 
 The published v0.5 external-tuning logs hold 3,718 ``eval_measurements.csv`` files (51 MB):
 11 submissions x 5 studies x 14 workloads (8 base + 6 held-out) x 5 trials, less the trials
-that are missing. This generator writes the same shape: the reference column sets per workload
-(spec §3.5), eval counts from each workload's v0.5 budget and eval period, full-precision floats
-as the runner writes them, and learning curves of which roughly 40% cross the target, so
-that scoring has real work to do. It is deterministic for a given seed.
+that are missing. This generator writes the same shape: every column the runner logs for each
+workload (train/*, validation/*, test/*, score, total_duration, accumulated_*_time, global_step,
+preemption_count; spec §3.5), in the runner's sorted order; eval counts from each workload's v0.5
+budget and eval period; every float written in full as pandas writes the runner's float64 values
+(float32 metrics too: 0.4903578006729848), so that rows are 175-290 bytes wide like the published
+logs' 190-315; and learning curves of which roughly 40% cross the target, so that scoring has
+real work to do. It is deterministic for a given seed.
 
     python benchmarks/scoring_log_tree.py /tmp/v05_like_tree
 """
@@ -79,7 +82,7 @@ def _measurements_csv(spec: tuple, rng: np.random.Generator) -> str:
     # About one eval per period over the budget; the runner stops once both targets are met, so
     # many runs end early. The spread is chosen so that the tree weighs the published 51 MB.
     max_evals = int(budget / period)
-    n = max(2, int(max_evals * rng.uniform(0.45, 1.25)))
+    n = max(2, int(max_evals * rng.uniform(0.38, 1.04)))
     index = np.arange(n)
     step_time = rng.uniform(0.05, 1.0)
     score = np.cumsum(np.r_[rng.uniform(20, 300), period * rng.uniform(0.97, 1.03, n - 1)])
@@ -102,9 +105,12 @@ def _measurements_csv(spec: tuple, rng: np.random.Generator) -> str:
         for metric in metrics:
             scale = target if metric == target_metric else rng.uniform(0.1, 5)
             sign = 1 if (minimize if metric == target_metric else "loss" in metric) else -1
-            # float32 metrics print short, like the runner's; float64 ones in full.
+            # The runner's metrics are float32 (train, validation) or float64 (test), written
+            # by pandas as float64 in full: 0.4903578006729848, not 0.4903578.
             values = scale * (1 + sign * gap * rng.uniform(0.9, 1.1))
-            columns[f"{split}/{metric}"] = values.astype(np.float32) if split != "test" else values
+            if split != "test":
+                values = values.astype(np.float32).astype(np.float64)
+            columns[f"{split}/{metric}"] = values
         if split != "train":
             columns[f"{split}/num_examples"] = np.full(n, rng.integers(3000, 90000))
     names = sorted(columns)

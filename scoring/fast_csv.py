@@ -6,9 +6,13 @@ parsed by one ``read_csv`` call, asking only for the wanted columns, and the row
 their files by counting lines. The numbers are bit-for-bit those of one ``read_csv`` per file: the
 same C tokenizer converts the same tokens. Anything that could make line counting and parsing
 disagree (quotes, carriage returns, blank lines, a byte-order mark, duplicate column names) sends a
-file down the plain path: ``read_csv`` on that file alone. So does a whole group whose combined
-parse fails or yields non-numeric columns, so that the plain path names the bad file. With
-``fast=False`` every file takes the plain path; tests compare the two.
+file down the plain path: ``read_csv`` on that file alone. These checks cost as much as the parse
+if made file by file, so they are made once per distinct header and once per group, on the joined
+bytes (a blank line shows as fewer rows parsed than lines counted); only a group that fails them
+is searched for its odd files, and the others are parsed together again. A whole group whose
+combined parse fails or yields non-numeric columns goes down the plain path, so that the plain
+path names the bad file. With ``fast=False`` every file takes the plain path; tests compare the
+two.
 
 With ``workers > 1`` (Linux only) the files are split between forked processes. That pays off
 only for trees far larger than v0.5's (~0.3 s on one core) on an idle multi-core machine, and
@@ -118,19 +122,29 @@ def _parse_share(paths: list[str], selections: list[ColumnSelection], fast: bool
     contents = [_read_bytes(path, notes) for path in paths]
     plain = []
     groups: dict[tuple[bytes, ColumnSelection], list[int]] = {}
+    usable_header: dict[bytes, bool] = {}
     for i, data in enumerate(contents):
         if data is None:
             continue
-        if fast and _safe_to_concatenate(data):
-            header = data.split(b"\n", 1)[0]
+        header = data[:data.find(b"\n")] if b"\n" in data else data
+        if header not in usable_header:
+            usable_header[header] = _usable_header(header)
+        if fast and usable_header[header] and not data.startswith(b"\xef\xbb\xbf"):
             groups.setdefault((header, selections[i]), []).append(i)
         else:
             plain.append(i)
     for (header, selection), members in groups.items():
         chunk = _parse_group(header, selection, [contents[i] for i in members], members)
         if chunk is None:
-            plain.extend(members)
-            continue
+            # Rare: find the odd files, read them alone and try the others together again.
+            odd = {i for i in members if not _safe_to_concatenate(contents[i])}
+            members = [i for i in members if i not in odd]
+            plain.extend(odd)
+            if odd and members:
+                chunk = _parse_group(header, selection, [contents[i] for i in members], members)
+            if chunk is None:
+                plain.extend(members)
+                continue
         names = tuple(header.decode().split(","))
         for i in members:
             headers[i] = names
@@ -149,7 +163,7 @@ def _parse_share(paths: list[str], selections: list[ColumnSelection], fast: bool
 
 def _read_bytes(path: str, problems: _FileNotes) -> bytes | None:
     try:
-        with open(path, "rb") as file:
+        with open(path, "rb", buffering=0) as file:
             return file.read()
     except FileNotFoundError:
         problems.add(path, "missing (the trial directory has no measurements file)")
@@ -158,24 +172,38 @@ def _read_bytes(path: str, problems: _FileNotes) -> bytes | None:
     return None
 
 
+def _usable_header(header: bytes) -> bool:
+    """A header line that names each column once, in UTF-8, without quotes or carriage returns."""
+    names = header.split(b",")
+    if not header or len(set(names)) != len(names) or b"" in names:
+        return False
+    if b'"' in header or b"\r" in header:
+        return False
+    try:
+        header.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _safe_to_concatenate(data: bytes) -> bool:
     """True if counting newlines gives exactly the rows read_csv would see in this file."""
     if not data or data.startswith(b"\xef\xbb\xbf") or b'"' in data or b"\r" in data:
         return False
     header, _, body = data.partition(b"\n")
-    names = header.split(b",")
-    if not header or len(set(names)) != len(names) or b"" in names:
-        return False
-    try:
-        header.decode()
-    except UnicodeDecodeError:
+    if not _usable_header(header):
         return False
     return not body.startswith(b"\n") and b"\n\n" not in body
 
 
 def _parse_group(header: bytes, selection: ColumnSelection, contents: list[bytes],
                  members: list[int]) -> _Chunk | None:
-    """One read_csv for many files sharing a header; None if it must be redone file by file."""
+    """One read_csv for many files sharing a header; None if it must be redone file by file.
+
+    Quotes or carriage returns anywhere return None too, and so does a blank line: read_csv skips
+    it, so that fewer rows come back than the files have lines. The caller then sorts out the odd
+    files (see _safe_to_concatenate).
+    """
     bodies = []
     rows = np.empty(len(contents), dtype=np.int64)
     for k, data in enumerate(contents):
@@ -184,19 +212,23 @@ def _parse_group(header: bytes, selection: ColumnSelection, contents: list[bytes
             body += b"\n"
         bodies.append(body)
         rows[k] = body.count(b"\n")
+    joined = header + b"\n" + b"".join(bodies)
+    if b'"' in joined or b"\r" in joined:
+        return None
     names = header.decode().split(",")
     wanted = selection.select(names)
     columns: dict[str, np.ndarray] = {}
     if wanted:
         try:
-            frame = pd.read_csv(io.BytesIO(header + b"\n" + b"".join(bodies)), usecols=wanted,
-                                low_memory=False)
+            frame = pd.read_csv(io.BytesIO(joined), usecols=wanted, low_memory=False)
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
             return None
         if len(frame) != rows.sum() or (len(frame) and not all(
                 pd.api.types.is_numeric_dtype(frame[name]) for name in frame)):
             return None
         columns = {name: frame[name].to_numpy(np.float64) for name in frame}
+    elif b"\n\n" in joined:
+        return None  # nothing parsed to count the rows by
     return _Chunk(np.asarray(members), rows, columns)
 
 
@@ -225,8 +257,11 @@ def _parse_one(data: bytes, path: str, selection: ColumnSelection,
 
 def _check_last_row(data: bytes, n_fields: int, path: str, problems: _FileNotes) -> None:
     """A run killed while writing leaves a last row with fewer fields than the header."""
-    last_line = data.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
-    if b"\n" in data.rstrip(b"\r\n") and last_line.count(b",") + 1 < n_fields:
+    end = len(data)
+    while end and data[end - 1] in b"\r\n":
+        end -= 1
+    start = data.rfind(b"\n", 0, end) + 1
+    if start and data.count(b",", start, end) + 1 < n_fields:
         problems.add(path, "truncated: the last row has fewer fields than the header "
                            "(missing values count as NaN)")
 

@@ -63,10 +63,17 @@ def _best_validation(evals: pd.DataFrame, version: BenchmarkVersion,
         original[rows] = values
         adjusted[rows] = np.where(np.isnan(values), np.inf, values if target.minimize else -values)
     trial_of_row = evals["path"].cat.codes.to_numpy()
-    # Best first within each trial; the earliest eval among equals.
-    order = np.lexsort((np.arange(len(evals)), adjusted, trial_of_row))
-    trials_in_order, first = np.unique(trial_of_row[order], return_index=True)
-    best_rows = order[first]
+    # Rows come grouped by trial, in trial order: per trial, the smallest adjusted value, then
+    # the earliest row holding it.
+    starts = np.flatnonzero(np.r_[True, trial_of_row[1:] != trial_of_row[:-1]]) if len(
+        trial_of_row) else np.zeros(0, dtype=np.int64)
+    trials_in_order = trial_of_row[starts]
+    if len(starts):
+        best = np.minimum.reduceat(adjusted, starts)
+        holding = np.flatnonzero(adjusted == np.repeat(best, np.diff(np.r_[starts, len(evals)])))
+        best_rows = holding[np.searchsorted(holding, starts)]
+    else:
+        best_rows = starts
     best_value = np.full(n_trials, np.nan)
     best_time = np.full(n_trials, np.nan)
     best_value[trials_in_order] = original[best_rows]
@@ -83,11 +90,24 @@ def _median_step_times(evals: pd.DataFrame, trials: pd.DataFrame) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = ((time - np.where(first_of_trial, 0.0, np.roll(time, 1)))
                  / (step - np.where(first_of_trial, 0.0, np.roll(step, 1))))
-    groups = [evals["submission"].cat.codes.to_numpy(), evals["workload"].cat.codes.to_numpy()]
-    medians = {}
-    for key, rows in pd.Series(ratio).groupby(groups, sort=False):
-        values = rows.to_numpy()
-        medians[key] = float(np.nanmedian(values)) if (~np.isnan(values)).any() else np.nan
-    keys = zip(trials["submission"].cat.codes.to_numpy(), trials["workload"].cat.codes.to_numpy(),
-               strict=True)
-    return np.array([medians.get(key, np.nan) for key in keys], dtype=float)
+    n_workloads = len(evals["workload"].cat.categories)
+    group = (evals["submission"].cat.codes.to_numpy().astype(np.int64) * n_workloads
+             + evals["workload"].cat.codes.to_numpy())
+    wanted = (trials["submission"].cat.codes.to_numpy().astype(np.int64) * n_workloads
+              + trials["workload"].cat.codes.to_numpy())
+    if not len(group):
+        return np.full(len(wanted), np.nan)
+    # Sorted by group, then by value with NaN last: each group's median sits in the middle of
+    # its leading non-NaN values (the mean of the middle two for an even count, as np.median).
+    order = np.lexsort((ratio, group))
+    group, ratio = group[order], ratio[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    counts = np.add.reduceat(~np.isnan(ratio), starts)
+    low = starts + np.maximum(counts - 1, 0) // 2
+    high = np.minimum(starts + counts // 2, len(ratio) - 1)
+    with np.errstate(invalid="ignore"):
+        medians = np.where(low == high, ratio[low], (ratio[low] + ratio[high]) / 2)
+    medians[counts == 0] = np.nan
+    keys = group[starts]
+    found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[found] == wanted, medians[found], np.nan)
