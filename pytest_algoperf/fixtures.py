@@ -8,7 +8,7 @@ from typing import Any, Iterator, Optional, Tuple
 
 import pytest
 
-from pytest_algoperf import results, resume, runner, trial_checkpoints
+from pytest_algoperf import progress, results, resume, runner, trial_checkpoints
 from pytest_algoperf.call_monitor import RecordingQueue
 from pytest_algoperf.compilation import compile_like_upstream, should_compile
 from pytest_algoperf.run_plan import TrialSpec
@@ -176,6 +176,8 @@ def algoperf_model(
 
 @pytest.fixture
 def algoperf_run_trial(
+    request: pytest.FixtureRequest,
+    algoperf_trial: TrialSpec,
     algoperf_session: BenchmarkSession,
     algoperf_workload: BenchmarkWorkload,
     algoperf_submission: Submission,
@@ -193,6 +195,7 @@ def algoperf_run_trial(
     """This item's trial, ready to train: call `run(max_allowed_runtime_sec, max_global_steps, monitor)`.
 
     The run happens in the test body, so what goes wrong in it fails the item rather than erroring its set-up.
+    Its progress goes to the session's display (progress.py) where one shows it.
     """
 
     def run(max_allowed_runtime_sec: float, max_global_steps: Any, monitor: Any = None) -> runner.TrialOutcome:
@@ -222,6 +225,8 @@ def algoperf_run_trial(
             monitor=monitor,
             checkpoint=algoperf_checkpoint,
             ranks=algoperf_session.ranks,
+            progress=progress.trial_listener(request.config, algoperf_session, algoperf_trial, algoperf_workload,
+                                             max_allowed_runtime_sec),
         )
 
     return run

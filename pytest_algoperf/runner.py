@@ -31,7 +31,9 @@ Rules, as the selected benchmark version's runner (`RunnerProtocol`):
     loss the submission logs exists on rank 0 only), so no rank leaves the loop alone;
   * a checkpoint (trial_checkpoints.py) is written after an eval when the schedule says so, inside
     the logging time as upstream's; a resumed trial continues its step count, times, eval results,
-    rngs and input queue from the checkpoint, with `preemption_count` one higher.
+    rngs and input queue from the checkpoint, with `preemption_count` one higher;
+  * a progress listener (progress.py) hears of the start, of each eval (inside its logging time, so
+    off the clock) and of the end; what it raises is dropped, it never changes the run.
 """
 
 from __future__ import annotations
@@ -207,6 +209,7 @@ def run_trial(
     monitor: Any = None,
     checkpoint: Optional[Dict[str, Any]] = None,
     ranks: Ranks = SINGLE_PROCESS,
+    progress: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> TrialOutcome:
     """Trains one trial until both targets, the budget, max steps or TrainingCompleteError end it.
 
@@ -215,18 +218,31 @@ def run_trial(
     `monitor` (see call_monitor.py) watches every call into the submission.
     `checkpoint` (a loaded trial checkpoint) resumes the trial where it was saved; the input queue
     must then be a `trial_checkpoints.CountingQueue`, as it must be whenever checkpoints are written.
+    `progress` is told `{"event": "start" | "eval" | "end", "step", "submission_time", ...}` as the trial goes.
     """
     outcome = TrialOutcome()
     try:
         _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock,
-               outcome, monitor, checkpoint, ranks)
+               outcome, monitor, checkpoint, ranks, progress)
     except SubmissionError as error:
         outcome.failure = error
     finally:
         if logger is not None:
             logger.append_scalar_metrics({"score": outcome.accumulated_submission_time}, outcome.global_step, outcome.preemption_count)
             logger.flush()
+        _notify(progress, "end", step=outcome.global_step, submission_time=outcome.accumulated_submission_time,
+                stop_reason=outcome.stop_reason)
     return outcome
+
+
+def _notify(progress: Optional[Callable[[Dict[str, Any]], None]], event: str, **facts: Any) -> None:
+    """Tells the progress listener how the trial stands; a listener's failure is no failure of the trial."""
+    if progress is None:
+        return
+    try:
+        progress({"event": event, **facts})
+    except Exception:
+        pass
 
 
 def _new_train_state() -> Dict[str, Any]:
@@ -263,7 +279,7 @@ def _resume(checkpoint, model, optimizer_state, train_state, eval_results, input
 
 
 def _train(workload, submission, hyperparameters, model, model_state, input_queue, rngs, settings, logger, clock,
-           outcome, monitor, checkpoint, ranks):
+           outcome, monitor, checkpoint, ranks, progress=None):
     protocol = settings.protocol
     optimizer_state = _call(
         monitor, "init_optimizer_state", 0, submission.init_optimizer_state,
@@ -285,6 +301,7 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
     # Before the clock starts: a full block, so the first eval period never computes rngs on the clock.
     step_rngs.prepare(global_step, _rng_block_size(global_step, train_state, settings, workload.eval_period_time_sec))
     free_cuda_memory()
+    _notify(progress, "start", step=global_step, submission_time=train_state["accumulated_submission_time"])
 
     global_start_time = clock()
     train_state["last_step_end_time"] = global_start_time
@@ -340,7 +357,7 @@ def _train(workload, submission, hyperparameters, model, model_state, input_queu
             if train_state["is_time_remaining"] or protocol.budget_check_every_step:
                 goals_reached = _evaluate(
                     workload, model, model_state, eval_rng, settings, global_step, global_start_time,
-                    train_state, eval_results, logger, clock, outcome, ranks,
+                    train_state, eval_results, logger, clock, outcome, ranks, progress,
                 )
                 if checkpointer is not None:
                     checkpointer.after_eval(
@@ -369,7 +386,7 @@ def _rng_block_size(global_step: int, train_state: Dict[str, Any], settings: Tri
 
 
 def _evaluate(workload, model, model_state, eval_rng, settings, global_step, global_start_time,
-              train_state, eval_results, logger, clock, outcome, ranks) -> bool:
+              train_state, eval_results, logger, clock, outcome, ranks, progress=None) -> bool:
     """One untimed eval; returns whether both targets have now been reached."""
     free_cuda_memory()
     eval_start_time = clock()
@@ -411,6 +428,8 @@ def _evaluate(workload, model, model_state, eval_rng, settings, global_step, glo
     logging_start_time = clock()
     if logger is not None:
         logger.append_scalar_metrics(result, global_step, outcome.preemption_count, is_eval=True)
+    _notify(progress, "eval", step=global_step, submission_time=result["score"], validation_metric=validation_metric,
+            reached=train_state["validation_goal_reached"])
     train_state["accumulated_logging_time"] += clock() - logging_start_time
     free_cuda_memory()
 

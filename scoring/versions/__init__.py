@@ -3,7 +3,8 @@
 Every version lives in ``scoring/versions/<name>.json``, beside this module; adding a version means
 adding a file (it ships as package data of ``scoring.versions``).
 A file names the scored base workloads, the held-out workloads (v0.5's "infinite" rule, spec §6.4),
-how many studies and trials a submission runs, the self-tuning budget factor, and one entry per
+how many studies and trials a submission runs, the self-tuning budget factor, the hardware of record
+(``"hardware"``: how many devices of which kind one trial runs on; optional), and one entry per
 workload the benchmark knows (its metric and goal, targets, budget, step hint and the eval period a
 run uses; a ``null`` test target means the workload has no test split). A variant entry names its
 ``base`` and inherits from it whatever it does not set itself (metric, goal, budget, step hint, eval
@@ -73,6 +74,17 @@ class WorkloadTarget:
 
 
 @dataclass(frozen=True)
+class Hardware:
+    """The machine one trial of a version runs on: its budgets are seconds on this machine."""
+
+    devices: int  # accelerators per trial, e.g. 8
+    device: str  # e.g. "NVIDIA V100 16 GB"
+
+    def __str__(self) -> str:
+        return f"{self.devices}x {self.device}"
+
+
+@dataclass(frozen=True)
 class BenchmarkVersion:
     """The rules of one benchmark version (e.g. v0.5, v0.6)."""
 
@@ -86,6 +98,7 @@ class BenchmarkVersion:
     workloads: Mapping[str, WorkloadTarget]
     # How that version's runner trains (budget check, per-step rng split, ...); read by the plugin's runner.
     runner: Mapping[str, Any] = field(default_factory=dict)
+    hardware: Hardware | None = None  # None: the version file names no hardware of record
 
     @property
     def num_base_workloads(self) -> int:
@@ -156,6 +169,7 @@ def _parse_version(raw: Mapping[str, Any], source: str) -> BenchmarkVersion:
             held_out_workloads=tuple(raw["held_out_workloads"]),
             workloads=workloads,
             runner=dict(raw.get("runner", {})),
+            hardware=_parse_hardware(raw.get("hardware"), source),
         )
     except KeyError as error:
         raise VersionError(f"{source}: missing field {error}") from None
@@ -175,6 +189,18 @@ def _parse_version(raw: Mapping[str, Any], source: str) -> BenchmarkVersion:
     if problems:
         raise VersionError(f"{source}: " + "; ".join(problems))
     return version
+
+
+def _parse_hardware(raw: Any, source: str) -> Hardware | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) != {"devices", "device"}:
+        raise VersionError(f"{source}: 'hardware' must be an object with exactly 'devices' (a count) and "
+                           f"'device' (a name), e.g. {{\"devices\": 8, \"device\": \"NVIDIA V100 16 GB\"}}")
+    devices = raw["devices"]
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise VersionError(f"{source}: 'hardware.devices' must be a whole number of at least 1, got {devices!r}")
+    return Hardware(devices=devices, device=str(raw["device"]))
 
 
 def _parse_workload(name: str, entries: Mapping[str, Any], source: str,
