@@ -39,6 +39,7 @@ _OPTIONS = (
     ("gpus-per-trial", "with pytest -n: GPUs each xdist worker (so each trial) gets; workers never share GPUs", "1"),
     ("checkpoint-every", "checkpoint trials off the clock: N (every N-th eval), Ns (every N seconds of wall time) or 0 (never)", "1"),
     ("ddp-timeout", "under torchrun: seconds a rank waits in a collective for the others before the item fails", "900"),
+    ("speedup-base", "with --algoperf-compare: the reference submission the per-workload speedups are against, by its name in the scoring report (default: the first --algoperf-compare dir, when it holds one submission)", None),
 )
 # (flag name, help)
 _FLAGS = (
@@ -96,6 +97,7 @@ class Settings:
     checkpoint_schedule: CheckpointSchedule = CheckpointSchedule()
     overwrite: bool = False
     ddp_timeout_sec: float = 900.0
+    speedup_base: Optional[str] = None
 
     @property
     def mode(self) -> str:
@@ -200,6 +202,9 @@ def read_settings(config: pytest.Config) -> Settings:
     for value, path in zip(compare_values, compare):
         if not path.is_dir():
             errors.append(f"--algoperf-compare={value}: no such directory; give the folder holding the reference's study_* dirs")
+    speedup_base = _raw(config, "speedup-base")
+    if speedup_base is not None:
+        _check_speedup_base(speedup_base, compare, ruleset == "self", errors)
     if compare and max_steps is not None:
         errors.append("--algoperf-compare contradicts --algoperf-max-steps (a max-steps run is never scored); drop one of them")
 
@@ -253,7 +258,32 @@ def read_settings(config: pytest.Config) -> Settings:
         checkpoint_schedule=checkpoint_schedule,
         overwrite=_flag(config, "overwrite"),
         ddp_timeout_sec=ddp_timeout,
+        speedup_base=speedup_base,
     )
+
+
+def reference_names(compare: Tuple[Path, ...], self_tuning: bool) -> List[str]:
+    """The names the scoring report gives the submissions found in the --algoperf-compare dirs."""
+    from scoring.layout import LogLayoutError
+    from scoring.pipeline import resolve_submissions
+    from scoring.problems import Problems
+
+    names: List[str] = []
+    for path in compare:
+        try:
+            names += resolve_submissions({path.name: path}, self_tuning, Problems())
+        except (LogLayoutError, ValueError):
+            continue  # no logs there: scoring names the problem at the end of the session
+    return names
+
+
+def _check_speedup_base(name: str, compare: Tuple[Path, ...], self_tuning: bool, errors: List[str]) -> None:
+    if not compare:
+        errors.append(f"--algoperf-speedup-base={name} needs reference logs; add --algoperf-compare=DIR or drop it")
+        return
+    names = reference_names(compare, self_tuning)
+    if names and name not in names:
+        errors.append(f"--algoperf-speedup-base={name} is none of the reference submissions; use one of {', '.join(names)}")
 
 
 def _shard(value: Optional[str], errors: List[str]) -> Optional[Tuple[int, int]]:

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from pytest_algoperf import distributed, experiment_record, options
+from pytest_algoperf import distributed, experiment_record, options, selection_cost
+from pytest_algoperf.progress import PLUGIN_NAME as PROGRESS_PLUGIN, ProgressDisplay
 from pytest_algoperf.reporting import SessionReporter
 from pytest_algoperf.run_plan import as_params, marker_descriptions
 from pytest_algoperf.session import SESSION_KEY, BenchmarkSession
 from pytest_algoperf.submission_loading import SubmissionError
 from workloads.base import DataProblem
 
-pytest_plugins = ["pytest_algoperf.fixtures", "pytest_algoperf.sharding", "pytest_algoperf.gpu_assignment"]
+pytest_plugins = ["pytest_algoperf.fixtures", "pytest_algoperf.sharding", "pytest_algoperf.gpu_assignment",
+                  "pytest_algoperf.learning_curve_hooks", "pytest_algoperf.html_report"]
 
 # The module whose test function a session's mode collects.
 ITEM_MODULES = {
@@ -57,6 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
             distributed.silence_terminal(config)
     if _is_controller(config) and session.ranks.is_writer:
         config.pluginmanager.register(SessionReporter(session), "algoperf-reporter")
+        if settings.mode == "time-to-target" and not config.option.collectonly:
+            config.pluginmanager.register(ProgressDisplay(config), PROGRESS_PLUGIN)
     # Collect the benchmark items; when the paths came from testpaths or the
     # current dir rather than the command line, collect only them.
     item_module = str(ITEM_MODULES[settings.mode])
@@ -109,6 +113,35 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("algoperf_trial", as_params(session.plan if session is not None else []))
     elif "algoperf_step_case" in metafunc.fixturenames:
         metafunc.parametrize("algoperf_step_case", as_params(session.step_time_plan if session is not None else []))
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items) -> list:
+    """After -k/-m/--algoperf-shard: what the selected trials cost in device-hours."""
+    session = _session(config)
+    if session is None:
+        return []
+    trials = [trial for trial in map(selection_cost.trial_of, items) if trial is not None]
+    return selection_cost.session_cost_lines(session, trials, verbose=config.get_verbosity() >= 0)
+
+
+COST_SHOWN_KEY = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    """Under -n the controller collects nothing: the cost comes from the first worker's items."""
+    config = node.config
+    session = _session(config)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if session is None or reporter is None or config.stash.get(COST_SHOWN_KEY, False):
+        return
+    config.stash[COST_SHOWN_KEY] = True
+    lines = selection_cost.session_cost_lines(session, selection_cost.trials_by_node_ids(ids, session.plan),
+                                              verbose=config.get_verbosity() >= 0)
+    if lines and config.get_terminal_writer().width_of_current_line:
+        reporter.line("")
+    for line in lines:
+        reporter.line(line)
 
 
 def _is_benchmark_item(item: pytest.Item) -> bool:

@@ -15,8 +15,12 @@ class SessionReporter:
         self.session = session
         self._scored = None
 
-    def _scoring(self):
-        """(table rows, ScoringResult), computed once from the logs on disk."""
+    def scoring(self):
+        """(table rows, ScoringResult), computed once from the logs on disk.
+
+        Other plugins reach it as ``config.pluginmanager.get_plugin("algoperf-reporter").scoring()``;
+        with --algoperf-compare the result holds bootstrap intervals and speedups too.
+        """
         if self._scored is None:
             result = summary.score_session(self.session)
             self._scored = (summary.summary_rows(self.session, result), result)
@@ -38,13 +42,15 @@ class SessionReporter:
             terminalreporter.section("AlgoPerf update_params time")
             text = gate_summary.render_step_times(gate_summary.step_time_rows(self.session))
         else:
-            rows, result = self._scoring()
+            rows, result = self.scoring()
             terminalreporter.section("AlgoPerf time to target")
             text = summary.render_rows(rows, self.session, result)
             if self.session.settings.compare:
                 self._write(terminalreporter, text)
                 terminalreporter.section("AlgoPerf benchmark score")
-                text = result.format_text()
+                self._write(terminalreporter, result.format_text())
+                terminalreporter.section("AlgoPerf comparison")
+                text = "\n".join(summary.comparison_lines(self.session, result))
         self._write(terminalreporter, text)
 
     @staticmethod
@@ -62,5 +68,5 @@ class SessionReporter:
         elif mode == "step-time":
             gate_summary.write_rows(self.session, gate_summary.STEP_TIME_CSV, gate_summary.step_time_rows(self.session))
         else:
-            rows, result = self._scoring()
+            rows, result = self.scoring()
             summary.write(self.session, rows, result)

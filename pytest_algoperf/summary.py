@@ -3,14 +3,16 @@
 Times come from scoring the run's own result logs with the published rules
 (`scoring/`), so the table and `python -m scoring` always agree; the trial
 records of this session add steps and statuses. With reference logs
-(`--algoperf-compare`) the same scoring gives this run's benchmark score among them.
+(`--algoperf-compare`) the same scoring gives this run's benchmark score among them, with
+its bootstrap interval, and per workload its speedup against a reference (the first
+`--algoperf-compare` dir, or `--algoperf-speedup-base`) with interval, verdict and p-value.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from pytest_algoperf import summary_json
 from pytest_algoperf.results import write_atomically
@@ -26,12 +28,83 @@ def score_session(session: BenchmarkSession):
     """Scores this run's logs, together with the reference logs when there are any."""
     from scoring import score_log_dirs
 
+    settings = session.settings
     log_dirs = {session.experiment: session.experiment_dir}
-    for reference in session.settings.compare:
+    for reference in settings.compare:
         log_dirs.setdefault(reference.name, reference)
+    compared = bool(settings.compare)
     return score_log_dirs(
-        log_dirs, version=session.settings.benchmark_version, self_tuning=session.settings.ruleset == "self"
+        log_dirs, version=settings.benchmark_version, self_tuning=settings.ruleset == "self",
+        speedup_base=speedup_base(session) if compared else None, intervals=compared,
     )
+
+
+def speedup_base(session: BenchmarkSession) -> Optional[str]:
+    """The reference the speedups are against: --algoperf-speedup-base, else the first compare dir's
+    submission (None when that dir holds several: which one is then the user's choice)."""
+    from pytest_algoperf.options import reference_names
+
+    settings = session.settings
+    if settings.speedup_base is not None:
+        return settings.speedup_base
+    names = reference_names(settings.compare[:1], settings.ruleset == "self")
+    return names[0] if len(names) == 1 and names[0] != session.experiment else None
+
+
+def comparison_lines(session: BenchmarkSession, result) -> List[str]:
+    """This run among the references: its score with interval, its speedup per workload."""
+    me = session.experiment
+    lines = []
+    intervals = result.intervals
+    if intervals is not None:
+        confidence = f"{100 * intervals.settings.confidence:g}%"
+        scores = intervals.scores.set_index("submission")
+        if me in scores.index:
+            lines.append(f"score of {me}: {scores.at[me, 'score']:.4f}, {confidence} interval "
+                         f"[{scores.at[me, 'low']:.4f}, {scores.at[me, 'high']:.4f}] "
+                         f"({intervals.settings.samples} bootstrap replicates, seed {intervals.settings.seed})")
+        else:
+            lines.append(f"no benchmark score for {me}: it has no logs of the {result.version.name} base workloads")
+    table = result.workload_speedups
+    if table is None:
+        lines.append("no speedups: the first --algoperf-compare dir does not hold exactly one other submission; "
+                     "name the reference to compare with by --algoperf-speedup-base=NAME")
+        return lines
+    base = result.speedups.name.removeprefix("speedup_vs_")
+    mine = table[table["submission"] == me]
+    lines += ["", f"speedup of {me} vs {base} per workload (t_{me} / t_{base}; below 1 = faster):"]
+    header = f"  {'workload':<24} {'time (s)':>9} {'base (s)':>9} {'speedup':>8}"
+    if "verdict" in mine:
+        header += f"  {'interval':>18}  {'verdict':<15} {'p':>6}"
+    lines.append(header)
+    for row in mine.itertuples(index=False):
+        line = f"  {row.workload:<24} {_format_time(row.time):>9} {_format_time(row.base_time):>9} {_ratio(row.speedup):>8}"
+        if "verdict" in mine:
+            interval = "-" if math.isnan(row.low) else f"[{row.low:.3f}, {row.high:.3f}]"
+            p_value = "-" if math.isnan(row.p_value) else f"{row.p_value:.3g}"
+            line += f"  {interval:>18}  {row.verdict:<15} {p_value:>6}"
+        lines.append(line)
+    overall = result.speedups.get(me, math.nan)
+    if intervals is not None and intervals.speedups is not None:
+        geo = intervals.speedups.set_index("submission")
+        if me in geo.index and not math.isnan(geo.at[me, "low"]):
+            overall_text = f"{overall:.4f} [{geo.at[me, 'low']:.4f}, {geo.at[me, 'high']:.4f}]"
+        else:
+            overall_text = _ratio(overall)
+    else:
+        overall_text = _ratio(overall)
+    if math.isnan(overall):
+        overall_text = "- (it needs times of every base workload from both)"
+    lines.append(f"  geometric mean over the {result.version.name} base workloads: {overall_text}")
+    smallest = mine["smallest_p"].dropna() if "smallest_p" in mine else mine.iloc[0:0]
+    if not smallest.empty and smallest.min() >= 0.01:
+        lines.append(f"  note: with these study counts no p-value can fall below {smallest.min():.3g}; "
+                     f"p < 0.01 takes 5 studies on each side (--algoperf-studies=5)")
+    return lines
+
+
+def _ratio(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4f}"
 
 
 def _index(value: Any) -> Any:
@@ -73,6 +146,8 @@ def summary_rows(session: BenchmarkSession, result) -> List[Dict[str, Any]]:
 
 
 def _format_time(value: float) -> str:
+    if math.isnan(value):
+        return "-"
     return "inf" if math.isinf(value) else f"{value:.2f}"
 
 

@@ -40,6 +40,9 @@ WORKLOAD_DIR = re.compile(r"(?P<workload>.+)_(?P<framework>jax|pytorch)")
 STUDY_DIR = re.compile(r"study_\d+")
 TRIAL_DIR = re.compile(r"trial_\d+")
 RULESET_DIRS = {False: "external_tuning", True: "self_tuning"}
+# Folders the harness writes beside an experiment's studies (pytest_algoperf.summary.SCORING_DIR,
+# pytest_algoperf.learning_curves.SESSION_PLOT_DIR): never logs, so not reported as stray.
+HARNESS_DIRS = frozenset({"scoring", "learning_curves"})
 
 
 class LogLayoutError(ValueError):
@@ -142,7 +145,8 @@ def find_trial_logs(submission: str, directories: list[Path],
         for study in _subdirectories(experiment):
             study_dir = os.path.join(experiment, study)
             if not STUDY_DIR.fullmatch(study):
-                problems.add(study_dir, "not a study_<s> directory, ignored")
+                if study not in HARNESS_DIRS:
+                    problems.add(study_dir, "not a study_<s> directory, ignored")
                 continue
             workload_dirs = _subdirectories(study_dir)
             if not workload_dirs:

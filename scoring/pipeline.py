@@ -6,7 +6,9 @@
 3. check the logs' contents: missing target columns, all-NaN metrics, and in strict mode the
    study and trial counts of the version's rules;
 4. time to target per trial, per study, per workload (time_to_target.py);
-5. performance profiles and scores (profiles.py), speedups if a base submission is named.
+5. performance profiles and scores (profiles.py), speedups if a base submission is named;
+6. on request, bootstrap intervals for the times, the scores and the speedups (bootstrap.py,
+   speedups.py), beside the point values, which they leave unchanged.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import numpy as np
 import pandas as pd
 
 from .fast_csv import ColumnSelection
+from .bootstrap import (DEFAULT_SAMPLES, DEFAULT_SEED, BootstrapSettings, Intervals,
+                        bootstrap_intervals)
 from .layout import (INTERRUPTED, TrialLog, experiment_dirs, find_submissions, find_trial_logs,
                      is_submission_dir)
 from .logs import tabulate_trials
 from .problems import Problems
 from .profiles import score_submissions
 from .report import ScoringResult
-from .speedups import geometric_mean_speedups
+from .speedups import geometric_mean_intervals, geometric_mean_speedups, workload_speedups
 from .time_to_target import TIME_COLUMN, study_times, trial_times, workload_times
 from .versions import DEFAULT_VERSION, BenchmarkVersion, load_version
 
@@ -35,7 +39,9 @@ PathLike = str | os.PathLike[str]
 def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
                    version: str | BenchmarkVersion = DEFAULT_VERSION, self_tuning: bool = False,
                    strict: bool = False, speedup_base: str | None = None, fast: bool = True,
-                   workers: int = 1) -> ScoringResult:
+                   workers: int = 1, intervals: bool = False,
+                   bootstrap_samples: int = DEFAULT_SAMPLES,
+                   bootstrap_seed: int = DEFAULT_SEED) -> ScoringResult:
     """Score submissions together, from their log directories.
 
     ``log_dirs`` maps a submission name to its directory (the one holding ``study_*``; sibling
@@ -48,10 +54,16 @@ def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
     Problems in the logs become ``result.warnings``; with ``strict=True`` they, interrupted trials
     and deviations from the version's study and trial counts raise one :class:`ScoringError`
     listing them all.
+
+    With ``intervals=True`` the result also holds 95% bootstrap intervals (``result.intervals``,
+    see bootstrap.py) from ``bootstrap_samples`` replicates drawn from ``bootstrap_seed``; with a
+    ``speedup_base`` the per-workload speedups (``result.workload_speedups``) then gain intervals,
+    verdicts and permutation p-values.
     """
+    settings = BootstrapSettings(bootstrap_samples, bootstrap_seed) if intervals else None
     version = version if isinstance(version, BenchmarkVersion) else load_version(version)
     problems = Problems()
-    submissions = _resolve_submissions(log_dirs, self_tuning, problems)
+    submissions = resolve_submissions(log_dirs, self_tuning, problems)
     trials = [trial for name, directories in submissions.items()
               for trial in find_trial_logs(name, directories, problems)]
     trials = _known_workloads(trials, version, problems)
@@ -74,18 +86,39 @@ def score_log_dirs(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
     else:
         credited, profiles = pd.DataFrame(dtype=float), pd.DataFrame(dtype=float)
         scores = pd.Series(dtype=float, name="score")
-    speedups = None
+    bootstrap = None
+    if settings is not None:
+        bootstrap = bootstrap_intervals(trial_table, times, scores, version, self_tuning, settings)
+    speedups = per_workload = None
     if speedup_base is not None:
-        speedups = geometric_mean_speedups(times, speedup_base, version, self_tuning)
+        speedups, per_workload = _speedups(times, per_study, speedup_base, version, self_tuning,
+                                           bootstrap)
     return ScoringResult(version=version, self_tuning=self_tuning, submissions=submissions,
                          evals=evals, trials=trial_table, per_study=per_study,
                          time_to_target=times, credited_times=credited,
                          performance_profiles=profiles, scores=scores, speedups=speedups,
+                         workload_speedups=per_workload, intervals=bootstrap,
                          warnings=list(problems.messages), interrupted_trials=interrupted)
 
 
-def _resolve_submissions(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
+def _speedups(times: pd.DataFrame, per_study: pd.DataFrame, base: str, version: BenchmarkVersion,
+              self_tuning: bool, bootstrap: Intervals | None) -> tuple[pd.Series, pd.DataFrame]:
+    """The geometric-mean and per-workload speedups vs ``base``; with bootstrap replicates also
+    their intervals (the geometric mean's into ``bootstrap.speedups``)."""
+    overall = geometric_mean_speedups(times, base, version, self_tuning)
+    if bootstrap is None:
+        return overall, workload_speedups(times, per_study, base, version, self_tuning)
+    confidence = bootstrap.settings.confidence
+    bootstrap.speedups = geometric_mean_intervals(overall, bootstrap.replicates, base, version,
+                                                  self_tuning, confidence)
+    return overall, workload_speedups(times, per_study, base, version, self_tuning,
+                                      bootstrap.replicates, confidence)
+
+
+def resolve_submissions(log_dirs: Mapping[str, PathLike | Sequence[PathLike]],
                          self_tuning: bool, problems: Problems) -> dict[str, list[Path]]:
+    """Submission name -> its experiment directories, named as :func:`score_log_dirs` names them
+    (ValueError if two share a name or a directory)."""
     submissions: dict[str, list[Path]] = {}
     owner: dict[Path, str] = {}
 

@@ -190,8 +190,8 @@ def test_development_run_writes_algoperf_results_and_the_summary(pytester, mnist
     trial = results / "nadamw-max-steps-3" / "study_1" / "mnist_pytorch" / "trial_1"
     # A checkpoint after every eval (the default), the latest two kept; no running marker once finished.
     assert sorted(p.name for p in trial.iterdir()) == [
-        "checkpoint_1", "checkpoint_3", "eval_measurements.csv", "flags_0.json", "hparams.json", "measurements.csv",
-        "meta_data_0.json", "trial_outcome.json",
+        "checkpoint_1", "checkpoint_3", "eval_measurements.csv", "flags_0.json", "hparams.json", "learning_curve.png",
+        "measurements.csv", "meta_data_0.json", "trial_outcome.json",
     ]
     rows = list(csv.DictReader((trial / "eval_measurements.csv").open()))
     assert [row["global_step"] for row in rows] == ["1", "3"]
@@ -331,8 +331,10 @@ def test_stop_diverged_ends_the_trial_at_the_first_non_finite_eval(pytester, mni
 def _result_files(results: Path) -> dict:
     files = {}
     for path in sorted(results.rglob("*")):
-        # Checkpoints are torch files of the same state; the logs say whether the runs agree.
-        if path.is_file() and path.parent.name.startswith("trial_") and not path.name.startswith("checkpoint_"):
+        # Checkpoints are torch files of the same state and learning_curve.png is drawn from the timed
+        # logs; the logs say whether the runs agree.
+        skipped = path.name.startswith("checkpoint_") or path.name == "learning_curve.png"
+        if path.is_file() and path.parent.name.startswith("trial_") and not skipped:
             files[str(path.relative_to(results))] = path
     return files
 
