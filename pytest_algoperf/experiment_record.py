@@ -29,10 +29,10 @@ FORMAT_VERSION = 1
 # out, because the same trial comes out the same whatever they are: where things live
 # (results_dir, data_dir, experiment), how the work is spread (shard, xdist workers), how long a
 # call may hang (timeout, ddp timeout), how often a trial checkpoints off the clock (a resumed
-# trial continues exactly), overwrite, reference logs to compare against and the one speedups are against (compare,
-# speedup_base), whether
-# workload variants are collected (variants: which items run, not what one gives), and the
-# number of studies (study s's seed is derived from s alone, so more studies extend the others).
+# trial continues exactly), overwrite, reference logs to compare against and the one speedups
+# are against (compare, speedup_base), whether workload variants are collected (variants: which
+# items run, not what one gives), and the number of studies (study s's seed is derived from s
+# alone, so more studies extend the others).
 RESULT_SETTINGS = {
     "mode": "mode (smoke, time-to-target or step-time)",  # smoke trials train on tiny data
     "ruleset": "ruleset (--algoperf-ruleset)",  # search space or none, budgets
