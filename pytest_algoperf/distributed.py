@@ -104,8 +104,9 @@ def stop_process_group() -> None:
         dist.destroy_process_group()
 
 
-def end_session(exit_status: int, in_step: bool) -> None:
-    """Leaves the process group together (when the ranks are still in step), then exits with pytest's status without the interpreter's
+def end_session(exit_status: int, in_step: bool, meet: Callable[[], None] = lambda: None) -> None:
+    """Leaves the process group together (when the ranks are still in step; otherwise `meet` brings
+    them together), then exits with pytest's status without the interpreter's
     final teardown: gloo's worker threads outlive `destroy_process_group`, and one that frees a finished
     all-reduce while the interpreter shuts down aborts the process now and then (exit code -6 after
     a session that passed)."""
@@ -117,6 +118,8 @@ def end_session(exit_status: int, in_step: bool) -> None:
     try:
         if in_step and dist.is_initialized():
             dist.barrier()
+        else:
+            meet()
         stop_process_group()
     except Exception:  # an aborted group: nothing left to leave
         pass
@@ -254,6 +257,17 @@ class RankAgreement:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.exit_status = int(exitstatus)
+
+    def meet_at_the_end(self) -> None:
+        """Every rank waits here for the others, in the launcher's store (out of step, the process
+        group is gone): a rank that exits first makes torchrun stop the rest, which would cut the
+        writer rank off before it has reported and written the session's files."""
+        self.store.set(f"session-end/{self.ranks.rank}", "1")
+        keys = [f"session-end/{rank}" for rank in range(self.ranks.world_size)]
+        try:
+            self.store.wait(keys, datetime.timedelta(seconds=self.timeout_sec * 2 + 60))
+        except Exception:  # a rank that died never arrives: leave after the wait
+            pass
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logfinish(self, nodeid: str) -> None:

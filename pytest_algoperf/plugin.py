@@ -74,7 +74,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session is not None and session.ranks.distributed:
         agreement = config.pluginmanager.get_plugin("algoperf-rank-agreement")
         if agreement is not None:
-            distributed.end_session(agreement.exit_status, agreement.in_step)
+            distributed.end_session(agreement.exit_status, agreement.in_step, agreement.meet_at_the_end)
 
 
 def pytest_report_header(config: pytest.Config) -> list:
