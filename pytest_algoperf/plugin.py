@@ -103,6 +103,9 @@ def pytest_report_header(config: pytest.Config) -> list:
         lines.append(f"algoperf: development run, every trial stops after {settings.max_steps} steps and is not scored")
     if settings.mode != "time-to-target":
         lines.append(f"algoperf: {settings.mode} session on tiny prepared data (never scored)")
+    plan_cost = selection_cost.plan_cost_line(session)
+    if plan_cost is not None:
+        lines.append(plan_cost)
     lines += [f"algoperf: note: {note}" for note in session.notes]
     return lines
 

@@ -1,7 +1,8 @@
 """What the selected trials cost: their runtime budgets in device-hours on the benchmark's hardware of record.
 
 Printed after collection, so -k, -m, deselection and --algoperf-shard have applied; `--collect-only`
-shows it without running anything. An item's budget is the one its trial trains under
+shows it without running anything. The report header, printed before any selection, states the
+cost of the whole plan (every trial the options ask for). An item's budget is the one its trial trains under
 (`runner.max_allowed_runtime`: the workload's, times the self-tuning factor, times
 --algoperf-budget-scale); device-hours are that budget times the devices one trial runs on in the
 selected benchmark version (its version file's "hardware": 8x V100 for v0.5 and v0.6, 4x A100 for
@@ -146,6 +147,21 @@ def trials_by_node_ids(node_ids: Sequence[str], plan: Sequence[TrialSpec]) -> Li
     by_id = {trial.id: trial for trial in plan}
     found = (by_id.get(node_id.rpartition("[")[2].rstrip("]")) for node_id in node_ids if node_id.endswith("]"))
     return [trial for trial in found if trial is not None]
+
+
+def plan_cost_line(session) -> Optional[str]:
+    """The report header's line: every planned trial's budget, before any selection (None outside
+    time-to-target sessions)."""
+    from pytest_algoperf.sharding import budget_function
+
+    settings = session.settings
+    if settings.mode != "time-to-target" or not session.plan:
+        return None
+    cost = selection_cost(session.plan, budget_function(settings), settings.benchmark_version, settings.ruleset,
+                          settings.budget_scale)
+    on = "" if cost.hardware is None else f" on {cost.hardware} per trial"
+    return (f"algoperf: the whole plan, before -k/-m/--algoperf-shard: {_trials(cost.trials)}, {_hours(cost.budget_hours)} h "
+            f"of budget{_device_text(cost, cost.budget_hours)}{on}; the selection's cost follows collection")
 
 
 def session_cost_lines(session, trials: Sequence[TrialSpec], verbose: bool) -> List[str]:

@@ -104,3 +104,18 @@ def test_trials_an_earlier_run_finished_cost_nothing(pytester, tmp_path):
     overwrite = _collect(pytester, tmp_path, "-k", "mnist-study0", "--algoperf-overwrite")
     overwrite.stdout.fnmatch_lines(["  total  5 trials, 0.08 h of budget = 0.67 device-hours; *"])
     assert "reused" not in overwrite.stdout.str()
+
+
+def _numbers(line):
+    return re.search(r"(\d+) trials, ([\d,.]+) h of budget = ([\d,.]+) device-hours", line).groups()
+
+
+def test_the_header_states_the_whole_plans_cost_and_collection_the_selections(pytester, tmp_path):
+    everything = _collect(pytester, tmp_path, "--algoperf-studies=1", "--algoperf-trials=1")
+    plan = [line for line in everything.stdout.lines if line.startswith("algoperf: the whole plan")]
+    assert len(plan) == 1, everything.stdout.str()
+    total = next(line for line in _cost_lines(everything) if line.startswith("  total"))
+    assert _numbers(plan[0]) == _numbers(total)  # nothing deselected: the plan is the selection
+    selected = _collect(pytester, tmp_path, "--algoperf-studies=1", "--algoperf-trials=1", "-k", "ogbg-study0 or wmt-study0")
+    assert [line for line in selected.stdout.lines if line.startswith("algoperf: the whole plan")] == plan
+    assert _numbers(next(line for line in _cost_lines(selected) if line.startswith("  total")))[0] == "2"
